@@ -1,0 +1,1 @@
+//! AI DAWG Manager: a service supervisor on actix.
