@@ -1,1 +1,3 @@
 //! AI DAWG Manager: a service supervisor on actix.
+
+pub mod config;
