@@ -1,0 +1,166 @@
+//! The dependency graph of the services: cycle detection and the start order.
+//!
+//! Both work on `(name, depends_on)` pairs in file order. Unknown names and
+//! self-dependencies are reported elsewhere (`validate.rs`) and ignored here.
+//! Both are iterative, so no input can overflow the stack.
+
+use std::collections::HashMap;
+
+/// Every dependency cycle, each as its members in dependency order starting with
+/// the member that comes first in the file (`["a", "b"]` for `a -> b -> a`).
+pub(crate) fn find_cycles(graph: &[(&str, &[String])]) -> Vec<Vec<String>> {
+    let index: HashMap<&str, usize> = graph
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| (*name, i))
+        .collect();
+    let edges = |i: usize| -> Vec<usize> {
+        graph[i]
+            .1
+            .iter()
+            .filter_map(|d| index.get(d.as_str()).copied())
+            .filter(|&d| d != i)
+            .collect()
+    };
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnStack,
+        Done,
+    }
+    let mut mark = vec![Mark::New; graph.len()];
+    let mut cycles: Vec<Vec<usize>> = Vec::new();
+    for start in 0..graph.len() {
+        if mark[start] != Mark::New {
+            continue;
+        }
+        // The DFS path, each node with its outgoing edges and the next one to follow.
+        let mut path: Vec<(usize, Vec<usize>, usize)> = vec![(start, edges(start), 0)];
+        mark[start] = Mark::OnStack;
+        while let Some((node, next_edges, next)) = path.last_mut() {
+            let Some(&to) = next_edges.get(*next) else {
+                mark[*node] = Mark::Done;
+                path.pop();
+                continue;
+            };
+            *next += 1;
+            match mark[to] {
+                Mark::New => {
+                    mark[to] = Mark::OnStack;
+                    path.push((to, edges(to), 0));
+                }
+                Mark::OnStack => {
+                    let from = path.iter().position(|(n, _, _)| *n == to).unwrap_or(0);
+                    let mut cycle: Vec<usize> = path[from..].iter().map(|(n, _, _)| *n).collect();
+                    let first = (0..cycle.len()).min_by_key(|&k| cycle[k]).unwrap_or(0);
+                    cycle.rotate_left(first);
+                    if !cycles.contains(&cycle) {
+                        cycles.push(cycle);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+    }
+    cycles.sort();
+    cycles
+        .into_iter()
+        .map(|c| c.into_iter().map(|i| graph[i].0.to_owned()).collect())
+        .collect()
+}
+
+/// Names in dependency order: a service comes after everything it depends on;
+/// among the services ready at each step, the one first in the file goes first.
+/// Members of a cycle (refused at load) are appended in file order.
+pub(crate) fn start_order(graph: &[(&str, &[String])]) -> Vec<String> {
+    let known = |d: &String| graph.iter().any(|(n, _)| *n == d.as_str());
+    let mut placed = vec![false; graph.len()];
+    let mut order = Vec::with_capacity(graph.len());
+    while order.len() < graph.len() {
+        let ready = graph.iter().enumerate().position(|(i, (name, deps))| {
+            !placed[i]
+                && deps
+                    .iter()
+                    .filter(|d| known(d) && d.as_str() != *name)
+                    .all(|d| {
+                        graph
+                            .iter()
+                            .enumerate()
+                            .any(|(j, (n, _))| placed[j] && *n == d.as_str())
+                    })
+        });
+        match ready {
+            Some(i) => {
+                placed[i] = true;
+                order.push(graph[i].0.to_owned());
+            }
+            None => break,
+        }
+    }
+    for (i, (name, _)) in graph.iter().enumerate() {
+        if !placed[i] {
+            order.push((*name).to_owned());
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(spec: &[(&'static str, &[&str])]) -> Vec<(&'static str, Vec<String>)> {
+        spec.iter()
+            .map(|(n, deps)| (*n, deps.iter().map(|d| d.to_string()).collect()))
+            .collect()
+    }
+
+    fn view<'a>(g: &'a [(&'static str, Vec<String>)]) -> Vec<(&'a str, &'a [String])> {
+        g.iter().map(|(n, d)| (*n, d.as_slice())).collect()
+    }
+
+    #[test]
+    fn dependencies_first_ties_in_file_order() {
+        let g = graph(&[
+            ("web", &["api", "cache"]),
+            ("api", &["db"]),
+            ("cache", &[]),
+            ("db", &[]),
+            ("worker", &["db"]),
+        ]);
+        assert_eq!(
+            start_order(&view(&g)),
+            ["cache", "db", "api", "web", "worker"]
+        );
+    }
+
+    #[test]
+    fn independent_services_keep_file_order() {
+        let g = graph(&[("b", &[]), ("a", &[]), ("c", &[])]);
+        assert_eq!(start_order(&view(&g)), ["b", "a", "c"]);
+    }
+
+    #[test]
+    fn cycles_are_found_once_and_named_from_the_first_in_file() {
+        let g = graph(&[
+            ("a", &["b"]),
+            ("b", &["c"]),
+            ("c", &["a"]),
+            ("d", &["e"]),
+            ("e", &["d", "unknown"]),
+            ("f", &["f", "a"]),
+        ]);
+        assert_eq!(
+            find_cycles(&view(&g)),
+            vec![vec!["a", "b", "c"], vec!["d", "e"]]
+        );
+        // A cycle never loops or loses a service in the start order.
+        assert_eq!(start_order(&view(&g)).len(), 6);
+    }
+
+    #[test]
+    fn no_cycles_in_a_dag() {
+        let g = graph(&[("a", &["b", "c"]), ("b", &["c"]), ("c", &[])]);
+        assert!(find_cycles(&view(&g)).is_empty());
+    }
+}
