@@ -1,0 +1,314 @@
+//! The Audit actor: the single writer of `data/audit.log` and
+//! `data/escalations.log`, and the sender of escalation notifications, which go
+//! out from here without blocking the actor that raised them (SPEC §3.3, §4.5, §6).
+
+use crate::config::Notifications;
+use crate::model::now_rfc3339;
+use actix::prelude::*;
+use log::{error, info, warn};
+use serde::Serialize;
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+const TARGET: &str = "audit";
+
+/// The result column of an audit line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Skipped,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "SUCCESS",
+            Outcome::Failure => "FAILURE",
+            Outcome::Skipped => "SKIPPED",
+        }
+    }
+}
+
+/// Append one operation to the audit trail.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Record {
+    /// A service name, or `manager`.
+    pub service: String,
+    pub action: &'static str,
+    pub outcome: Outcome,
+    pub duration: Duration,
+    pub detail: Option<String>,
+}
+
+impl Record {
+    pub fn new(service: &str, action: &'static str, outcome: Outcome) -> Self {
+        Record {
+            service: service.to_string(),
+            action,
+            outcome,
+            duration: Duration::ZERO,
+            detail: None,
+        }
+    }
+    pub fn took(mut self, d: Duration) -> Self {
+        self.duration = d;
+        self
+    }
+    pub fn detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = Some(d.into());
+        self
+    }
+}
+
+/// Raise an escalation: the block goes to `escalations.log` and stderr, and the
+/// notifications fire.
+#[derive(Message, Debug, Clone, Serialize)]
+#[rtype(result = "()")]
+pub struct Escalate {
+    pub service: String,
+    pub display_name: String,
+    pub reason: String,
+    pub consecutive_failures: u32,
+    pub restart_attempts: u32,
+    pub last_error: String,
+    pub time: String,
+}
+
+/// Format an audit line (without the newline): SPEC §6.
+pub fn format_line(time: &str, r: &Record) -> String {
+    let mut line = format!(
+        "{time} | {} | {} | {} | {}ms",
+        r.service,
+        r.action,
+        r.outcome.as_str(),
+        r.duration.as_millis()
+    );
+    if let Some(d) = &r.detail {
+        // One record, one line: a detail never breaks the line.
+        line.push_str(" | ");
+        line.push_str(&d.replace(['\n', '\r'], " "));
+    }
+    line
+}
+
+/// Format the escalation block (the seed's, plus the time and the reason).
+pub fn format_escalation(e: &Escalate) -> String {
+    format!(
+        "🚨 ========================== ESCALATION REQUIRED ==========================\n\
+         Service: {}\n\
+         Status: CRITICAL - Repeated failures detected\n\
+         Consecutive Failures: {}\n\
+         Restart Attempts: {}\n\
+         Last Error: {}\n\
+         Reason: {}\n\
+         Time: {}\n\
+         ==========================================================================\n",
+        e.service, e.consecutive_failures, e.restart_attempts, e.last_error, e.reason, e.time
+    )
+}
+
+pub struct Audit {
+    audit_path: PathBuf,
+    escalations_path: PathBuf,
+    audit: Option<File>,
+    notifications: Option<Notifications>,
+    /// Created in this actor's arbiter (awc clients are not `Send`).
+    client: Option<awc::Client>,
+}
+
+impl Audit {
+    pub fn new(
+        audit_path: PathBuf,
+        escalations_path: PathBuf,
+        notifications: Option<Notifications>,
+    ) -> Self {
+        Audit {
+            audit_path,
+            escalations_path,
+            audit: None,
+            notifications,
+            client: None,
+        }
+    }
+
+    fn append(&mut self, line: &str) {
+        if self.audit.is_none() {
+            match crate::process::spawn::open_log(&self.audit_path) {
+                Ok(f) => self.audit = Some(f),
+                Err(e) => {
+                    error!(target: TARGET, "cannot open {}: {e}", self.audit_path.display());
+                    return;
+                }
+            }
+        }
+        if let Some(f) = self.audit.as_mut() {
+            // One write of the whole line on an O_APPEND file: never half a line.
+            let mut buf = String::with_capacity(line.len() + 1);
+            buf.push_str(line);
+            buf.push('\n');
+            if let Err(e) = f.write_all(buf.as_bytes()) {
+                error!(target: TARGET, "cannot write {}: {e}", self.audit_path.display());
+                self.audit = None;
+            }
+        }
+    }
+
+    fn notify(&mut self, e: &Escalate, ctx: &mut Context<Self>) {
+        let Some(n) = self.notifications.clone() else {
+            return;
+        };
+        let body = serde_json::to_vec(e).unwrap_or_default();
+        if let Some(url) = n.webhook_url {
+            let client = self
+                .client
+                .get_or_insert_with(|| {
+                    awc::Client::builder()
+                        .timeout(Duration::from_secs(10))
+                        .finish()
+                })
+                .clone();
+            let body = body.clone();
+            let service = e.service.clone();
+            let started = std::time::Instant::now();
+            ctx.spawn(
+                async move {
+                    client
+                        .post(&url)
+                        .insert_header(("Content-Type", "application/json"))
+                        .send_body(body)
+                        .await
+                        .map(|r| r.status())
+                        .map_err(|e| e.to_string())
+                }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    let (outcome, detail) = match res {
+                        Ok(s) if s.is_success() => {
+                            (Outcome::Success, format!("webhook HTTP {}", s.as_u16()))
+                        }
+                        Ok(s) => (Outcome::Failure, format!("webhook HTTP {}", s.as_u16())),
+                        Err(e) => (Outcome::Failure, format!("webhook: {e}")),
+                    };
+                    act.record(
+                        Record::new(&service, "notify", outcome)
+                            .took(started.elapsed())
+                            .detail(detail),
+                    );
+                }),
+            );
+        }
+        if let (Some(argv), Some(program)) = (n.command, n.command_program) {
+            let service = e.service.clone();
+            let started = std::time::Instant::now();
+            ctx.spawn(
+                async move {
+                    let mut cmd = tokio::process::Command::new(program);
+                    cmd.args(argv.iter().skip(1))
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .kill_on_drop(true);
+                    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+                    if let Some(mut stdin) = child.stdin.take() {
+                        let _ = stdin.write_all(&body).await;
+                    }
+                    match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+                        Ok(Ok(s)) if s.success() => Ok(()),
+                        Ok(Ok(s)) => Err(format!("notification command {s}")),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("notification command timed out after 30s".into()),
+                    }
+                }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    let (outcome, detail) = match res {
+                        Ok(()) => (Outcome::Success, "command".to_string()),
+                        Err(e) => (Outcome::Failure, e),
+                    };
+                    act.record(
+                        Record::new(&service, "notify", outcome)
+                            .took(started.elapsed())
+                            .detail(detail),
+                    );
+                }),
+            );
+        }
+    }
+
+    fn record(&mut self, r: Record) {
+        let line = format_line(&now_rfc3339(), &r);
+        info!(target: TARGET, "{line}");
+        self.append(&line);
+    }
+}
+
+impl Actor for Audit {
+    type Context = Context<Self>;
+}
+
+impl Handler<Record> for Audit {
+    type Result = ();
+    fn handle(&mut self, r: Record, _: &mut Context<Self>) {
+        self.record(r);
+    }
+}
+
+impl Handler<Escalate> for Audit {
+    type Result = ();
+    fn handle(&mut self, e: Escalate, ctx: &mut Context<Self>) {
+        let block = format_escalation(&e);
+        eprint!("{block}");
+        warn!(target: TARGET, "escalation raised for {}: {}", e.service, e.reason);
+        let written = crate::process::spawn::open_log(&self.escalations_path)
+            .and_then(|mut f| f.write_all(block.as_bytes()));
+        if let Err(err) = written {
+            error!(target: TARGET, "cannot write {}: {err}", self.escalations_path.display());
+        }
+        self.notify(&e, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_line_has_the_spec_shape() {
+        let r = Record::new("producer", "start", Outcome::Success)
+            .took(Duration::from_millis(2345))
+            .detail("pid 42\nsecond line");
+        assert_eq!(
+            format_line("2025-10-09T12:00:00.000Z", &r),
+            "2025-10-09T12:00:00.000Z | producer | start | SUCCESS | 2345ms | pid 42 second line"
+        );
+    }
+
+    #[test]
+    fn escalation_block_keeps_the_seed_lines() {
+        let b = format_escalation(&Escalate {
+            service: "producer".into(),
+            display_name: "AI Producer".into(),
+            reason: "restart budget spent".into(),
+            consecutive_failures: 5,
+            restart_attempts: 3,
+            last_error: "ECONNREFUSED".into(),
+            time: "t".into(),
+        });
+        assert!(b.starts_with("🚨 ========================== ESCALATION REQUIRED"));
+        for l in [
+            "Service: producer",
+            "Status: CRITICAL - Repeated failures detected",
+            "Consecutive Failures: 5",
+            "Restart Attempts: 3",
+            "Last Error: ECONNREFUSED",
+        ] {
+            assert!(b.contains(l), "{l}");
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The Registry actor: the one source of truth for every service's record.
+//!
+//! Service actors report facts (started, checked, exited, stopped), Recovery
+//! reports its decisions and counters; the Registry folds them into records,
+//! persists them atomically (at once on a status change, debounced otherwise)
+//! and answers status queries from its own snapshot, so `status` never waits on
+//! a service actor.
+
+use crate::model::{
+    now_rfc3339, ErrorKind, ExitReason, KillSwitch, ProcessId, ServiceRecord, ServiceStatus,
+    Summary,
+};
+use crate::persist::{self, StateFile};
+use crate::protocol::StatusReport;
+use actix::prelude::*;
+use log::{debug, error};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::service::StartCause;
+
+const TARGET: &str = "registry";
+/// How long a non-status change may wait before it is written.
+const DEBOUNCE: Duration = Duration::from_millis(500);
+
+// ---- messages the Registry receives -------------------------------------------
+
+/// A service process was spawned.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ServiceStarted {
+    pub service: String,
+    pub process: ProcessId,
+    pub cause: StartCause,
+}
+
+/// A health check finished.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct HealthChecked {
+    pub service: String,
+    pub ok: bool,
+    pub latency: Duration,
+    pub error: Option<(ErrorKind, String)>,
+}
+
+/// A service process exited on its own.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ServiceExited {
+    pub service: String,
+    pub reason: ExitReason,
+}
+
+/// A service is down on purpose (after a stop, or never started).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ServiceStopped {
+    pub service: String,
+}
+
+/// A start could not even spawn the process (spawn error, port conflict).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct StartFailed {
+    pub service: String,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// Recovery's view changed: counters, and possibly a status it decided.
+#[derive(Message, Debug, Default)]
+#[rtype(result = "()")]
+pub struct RecoveryChanged {
+    pub service: String,
+    pub restart_attempts: u32,
+    pub consecutive_failures: u32,
+    /// `Backoff`, `Escalated` or `Unhealthy` when a decision set it.
+    pub status: Option<ServiceStatus>,
+    pub next_restart_at: Option<SystemTime>,
+}
+
+/// The effective kill switch, for status answers.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct KillSwitchChanged(pub KillSwitch);
+
+/// Records for `status`; `Err` lists the names that are not configured.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<StatusReport, Vec<String>>")]
+pub struct GetStatus {
+    pub services: Vec<String>,
+}
+
+/// Be told of every status change.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Recipient<StatusChanged>);
+
+/// Sent to subscribers when a service's status changes.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct StatusChanged {
+    pub service: String,
+    pub status: ServiceStatus,
+}
+
+/// Write the state file now (at shutdown).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+// ---- the actor ----------------------------------------------------------------
+
+pub struct Registry {
+    state_path: PathBuf,
+    /// In config order.
+    records: Vec<ServiceRecord>,
+    index: HashMap<String, usize>,
+    /// Monotonic start of each running process, for uptime.
+    started: HashMap<String, Instant>,
+    kill_switch: KillSwitch,
+    subscribers: Vec<Recipient<StatusChanged>>,
+    flush_timer: Option<SpawnHandle>,
+}
+
+impl Registry {
+    pub fn new(state_path: PathBuf, records: Vec<ServiceRecord>, kill_switch: KillSwitch) -> Self {
+        let index = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
+            .collect();
+        Registry {
+            state_path,
+            records,
+            index,
+            started: HashMap::new(),
+            kill_switch,
+            subscribers: vec![],
+            flush_timer: None,
+        }
+    }
+
+    fn snapshot(&self, r: &ServiceRecord) -> ServiceRecord {
+        let mut r = r.clone();
+        let up = self
+            .started
+            .get(&r.name)
+            .filter(|_| r.pid.is_some())
+            .map(|t| t.elapsed().as_millis() as u64)
+            .unwrap_or(0);
+        r.uptime = up;
+        r.uptime_ms = up;
+        r
+    }
+
+    fn persist(&mut self) {
+        let file: StateFile = self
+            .records
+            .iter()
+            .map(|r| (r.name.clone(), self.snapshot(r)))
+            .collect();
+        if let Err(e) = persist::write_atomic(&self.state_path, &persist::encode_state(&file)) {
+            error!(target: TARGET, "cannot write {}: {e}", self.state_path.display());
+        }
+    }
+
+    fn persist_soon(&mut self, ctx: &mut Context<Self>) {
+        if self.flush_timer.is_none() {
+            self.flush_timer = Some(ctx.run_later(DEBOUNCE, |act, _| {
+                act.flush_timer = None;
+                act.persist();
+            }));
+        }
+    }
+
+    /// Apply `change` to one record; persist at once if the status changed.
+    fn update(
+        &mut self,
+        service: &str,
+        ctx: &mut Context<Self>,
+        change: impl FnOnce(&mut ServiceRecord, &mut HashMap<String, Instant>),
+    ) {
+        let Some(&i) = self.index.get(service) else {
+            debug!(target: TARGET, "fact about unknown service {service} ignored");
+            return;
+        };
+        let before = self.records[i].status;
+        change(&mut self.records[i], &mut self.started);
+        let after = self.records[i].status;
+        if before != after {
+            debug!(target: TARGET, "{service}: {before} -> {after}");
+            if let Some(h) = self.flush_timer.take() {
+                ctx.cancel_future(h);
+            }
+            self.persist();
+            let msg = StatusChanged {
+                service: service.to_string(),
+                status: after,
+            };
+            for s in &self.subscribers {
+                s.do_send(msg.clone());
+            }
+        } else {
+            self.persist_soon(ctx);
+        }
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.persist();
+    }
+}
+
+impl Handler<ServiceStarted> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: ServiceStarted, ctx: &mut Context<Self>) {
+        self.update(&m.service, ctx, |r, started| {
+            r.pid = Some(m.process.pid);
+            r.process_start_time = Some(m.process.start_time);
+            r.started_at = Some(now_rfc3339());
+            r.next_restart_at = None;
+            started.insert(r.name.clone(), Instant::now());
+            if m.cause.counts_as_restart() {
+                r.restart_count += 1;
+            }
+            // An escalation stays until a human acts; every human start lifts it.
+            if r.status != ServiceStatus::Escalated || !m.cause.is_automatic() {
+                r.status = ServiceStatus::Starting;
+            }
+        });
+    }
+}
+
+impl Handler<HealthChecked> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: HealthChecked, ctx: &mut Context<Self>) {
+        self.update(&m.service, ctx, |r, _| {
+            r.last_health_check = Some(now_rfc3339());
+            r.last_health_latency_ms = Some(m.latency.as_secs_f64() * 1000.0);
+            if m.ok {
+                if matches!(
+                    r.status,
+                    ServiceStatus::Starting
+                        | ServiceStatus::Unhealthy
+                        | ServiceStatus::Backoff
+                        | ServiceStatus::Unknown
+                ) {
+                    r.status = ServiceStatus::Running;
+                    r.next_restart_at = None;
+                }
+            } else {
+                if let Some((kind, msg)) = m.error {
+                    r.last_error = Some(msg);
+                    r.last_error_kind = Some(kind);
+                }
+                if r.status == ServiceStatus::Running {
+                    r.status = ServiceStatus::Unhealthy;
+                }
+            }
+        });
+    }
+}
+
+impl Handler<ServiceExited> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: ServiceExited, ctx: &mut Context<Self>) {
+        self.update(&m.service, ctx, |r, started| {
+            started.remove(&r.name);
+            r.pid = None;
+            r.process_start_time = None;
+            r.started_at = None;
+            r.last_exit = Some(m.reason.to_string());
+            r.last_error = Some(m.reason.to_string());
+            r.last_error_kind = Some(ErrorKind::Exited);
+            if !matches!(r.status, ServiceStatus::Escalated | ServiceStatus::Backoff) {
+                r.status = ServiceStatus::Unhealthy;
+            }
+        });
+    }
+}
+
+impl Handler<ServiceStopped> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: ServiceStopped, ctx: &mut Context<Self>) {
+        self.update(&m.service, ctx, |r, started| {
+            started.remove(&r.name);
+            r.pid = None;
+            r.process_start_time = None;
+            r.started_at = None;
+            r.next_restart_at = None;
+            r.status = ServiceStatus::Stopped;
+        });
+    }
+}
+
+impl Handler<StartFailed> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: StartFailed, ctx: &mut Context<Self>) {
+        self.update(&m.service, ctx, |r, _| {
+            r.last_error = Some(m.message);
+            r.last_error_kind = Some(m.kind);
+            if !matches!(r.status, ServiceStatus::Escalated | ServiceStatus::Backoff) {
+                r.status = ServiceStatus::Unhealthy;
+            }
+        });
+    }
+}
+
+impl Handler<RecoveryChanged> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: RecoveryChanged, ctx: &mut Context<Self>) {
+        self.update(&m.service, ctx, |r, _| {
+            r.restart_attempts = m.restart_attempts;
+            r.consecutive_failures = m.consecutive_failures;
+            if let Some(s) = m.status {
+                r.status = s;
+            }
+            r.next_restart_at = m
+                .next_restart_at
+                .map(|t| humantime::format_rfc3339_millis(t).to_string());
+        });
+    }
+}
+
+impl Handler<KillSwitchChanged> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: KillSwitchChanged, _: &mut Context<Self>) {
+        self.kill_switch = m.0;
+    }
+}
+
+impl Handler<GetStatus> for Registry {
+    type Result = Result<StatusReport, Vec<String>>;
+    fn handle(&mut self, m: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        let services: Vec<ServiceRecord> = if m.services.is_empty() {
+            self.records.iter().map(|r| self.snapshot(r)).collect()
+        } else {
+            let unknown: Vec<String> = m
+                .services
+                .iter()
+                .filter(|n| !self.index.contains_key(n.as_str()))
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
+                return Err(unknown);
+            }
+            m.services
+                .iter()
+                .map(|n| self.snapshot(&self.records[self.index[n.as_str()]]))
+                .collect()
+        };
+        let summary = Summary::of(&services);
+        Ok(StatusReport {
+            services,
+            kill_switch: self.kill_switch,
+            summary,
+        })
+    }
+}
+
+impl Handler<Subscribe> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: Subscribe, _: &mut Context<Self>) {
+        self.subscribers.push(m.0);
+    }
+}
+
+impl Handler<Flush> for Registry {
+    type Result = ();
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) {
+        self.persist();
+    }
+}

@@ -1,0 +1,187 @@
+//! The command line (SPEC §5): one clap parser; `start` without names runs the
+//! supervisor, every other command is a short synchronous client of the
+//! control socket (or, for a stale `status`, a reader of the state file).
+
+pub mod client;
+pub mod render;
+
+use crate::demo_service::DemoOptions;
+use crate::paths::{DataPaths, DEFAULT_CONFIG};
+use crate::protocol::{ControlRequest, ControlResponse, ErrorCode};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exit codes (SPEC §5).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const NO_SUPERVISOR: i32 = 3;
+    pub const UNKNOWN_SERVICE: i32 = 4;
+}
+
+/// AI DAWG Manager: keeps long-running services alive with zero human intervention.
+///
+/// Examples:
+///   ai-dawg-manager start                 run the supervisor (foreground)
+///   ai-dawg-manager status                summary of every service
+///   ai-dawg-manager restart producer      graceful restart, not counted as a failure
+///   ai-dawg-manager recover producer      clear an escalation and start again
+#[derive(Parser, Debug)]
+#[command(name = "ai-dawg-manager", version, verbatim_doc_comment)]
+pub struct Cli {
+    /// The config file; the root is the parent of its folder.
+    #[arg(long, global = true, env = "AI_DAWG_CONFIG", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// The data folder (default: <root>/data).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the supervisor in the foreground; with names, start those (stopped) services.
+    Start { services: Vec<String> },
+    /// Stop these services; they stay stopped until started.
+    Stop {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Graceful stop then start; not counted as a failure.
+    Restart {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Human recovery: clear the escalation, reset counters, free the port, restart.
+    Recover {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Summary and details of the services (all when none named).
+    Status { services: Vec<String> },
+    /// Stop all services (dependents first) and the supervisor.
+    Shutdown,
+    /// Run the built-in demo service (used by the shipped config and the tests).
+    #[command(hide = true)]
+    DemoService(DemoOptions),
+}
+
+impl Cli {
+    pub fn paths(&self) -> DataPaths {
+        DataPaths::resolve(&self.config, self.data_dir.as_deref())
+    }
+
+    /// The log filter for `-v/-q`; `RUST_LOG` wins when set.
+    pub fn log_level(&self) -> &'static str {
+        let default_supervisor =
+            matches!(&self.command, Command::Start { services } if services.is_empty());
+        let base: i32 = if default_supervisor { 2 } else { 1 };
+        match base + i32::from(self.verbose) - i32::from(self.quiet) {
+            i32::MIN..=0 => "error",
+            1 => "warn",
+            2 => "info",
+            3 => "debug",
+            _ => "trace",
+        }
+    }
+}
+
+/// Run the parsed command; the exit code.
+pub fn run(cli: Cli) -> i32 {
+    let request = match &cli.command {
+        Command::Start { services } if services.is_empty() => {
+            return match crate::supervisor::run(&cli.config, cli.data_dir.as_deref()) {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    eprintln!("❌ {e}");
+                    exit::FAILED
+                }
+            };
+        }
+        Command::DemoService(opts) => {
+            return match crate::demo_service::run(opts.clone()) {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    eprintln!("demo-service: {e}");
+                    exit::FAILED
+                }
+            };
+        }
+        Command::Start { services } => ControlRequest::Start {
+            services: services.clone(),
+        },
+        Command::Stop { services } => ControlRequest::Stop {
+            services: services.clone(),
+        },
+        Command::Restart { services } => ControlRequest::Restart {
+            services: services.clone(),
+        },
+        Command::Recover { services } => ControlRequest::Recover {
+            services: services.clone(),
+        },
+        Command::Status { services } => ControlRequest::Status {
+            services: services.clone(),
+        },
+        Command::Shutdown => ControlRequest::Shutdown,
+    };
+    let paths = cli.paths();
+    match client::ask(&paths.socket, &request) {
+        Ok(response) => show(&cli, &response),
+        Err(client::ClientError::NoSupervisor(why)) => {
+            if let ControlRequest::Status { services } = &request {
+                return render::stale_status(&paths, services, cli.json);
+            }
+            eprintln!(
+                "❌ no supervisor is running on {} ({why}); start one with `ai-dawg-manager start`",
+                paths.dir.display()
+            );
+            exit::NO_SUPERVISOR
+        }
+        Err(e) => {
+            eprintln!("❌ {e}");
+            exit::FAILED
+        }
+    }
+}
+
+/// Print an answer and choose the exit code.
+fn show(cli: &Cli, response: &ControlResponse) -> i32 {
+    let code = match response {
+        ControlResponse::Status(_) => exit::OK,
+        ControlResponse::Actions(a) if a.all_ok() => exit::OK,
+        ControlResponse::Actions(_) => exit::FAILED,
+        ControlResponse::Error(e) => match e.code {
+            ErrorCode::UnknownService => exit::UNKNOWN_SERVICE,
+            ErrorCode::BadRequest => exit::USAGE,
+            ErrorCode::Failed => exit::FAILED,
+        },
+    };
+    if cli.json {
+        let body = match response {
+            ControlResponse::Status(s) => serde_json::to_string_pretty(s),
+            ControlResponse::Actions(a) => serde_json::to_string_pretty(a),
+            ControlResponse::Error(e) => {
+                serde_json::to_string_pretty(&serde_json::json!({ "error": e }))
+            }
+        };
+        println!("{}", body.unwrap_or_default());
+    } else {
+        match response {
+            ControlResponse::Status(s) => print!("{}", render::status(s, None)),
+            ControlResponse::Actions(a) => print!("{}", render::actions(a)),
+            ControlResponse::Error(e) => eprintln!("❌ {}", e.message),
+        }
+    }
+    code
+}

@@ -1,0 +1,203 @@
+//! Files that must never tear: atomic replacement (temp file, fsync, rename,
+//! fsync of the folder), the persisted state, and the pid-file lock that keeps a
+//! second supervisor off the same data folder.
+
+use crate::model::ServiceRecord;
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// Replace `path` with `bytes` so that a reader (or a crash) sees either the
+/// old content or the new one, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The state file's shape: `[[name, record], …]` (the seed's).
+pub type StateFile = Vec<(String, ServiceRecord)>;
+
+pub fn encode_state(records: &StateFile) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(records).unwrap_or_else(|_| b"[]".to_vec());
+    out.push(b'\n');
+    out
+}
+
+/// What loading the state file found.
+#[derive(Debug)]
+pub enum LoadedState {
+    Missing,
+    Loaded(StateFile),
+    /// Unreadable: it was moved aside to the given path.
+    Corrupt {
+        moved_to: PathBuf,
+        error: String,
+    },
+}
+
+/// Load the persisted state. A corrupt file is kept as
+/// `service-state.json.corrupt-<unix-ms>` and the caller starts from the config.
+pub fn load_state(path: &Path) -> LoadedState {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return LoadedState::Missing,
+        Err(e) => {
+            return LoadedState::Corrupt {
+                moved_to: path.to_path_buf(),
+                error: e.to_string(),
+            }
+        }
+    };
+    match serde_json::from_slice::<StateFile>(&bytes) {
+        Ok(s) => LoadedState::Loaded(s),
+        Err(e) => {
+            let ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            let aside = PathBuf::from(format!("{}.corrupt-{ms}", path.display()));
+            let moved_to = match fs::rename(path, &aside) {
+                Ok(()) => aside,
+                Err(_) => path.to_path_buf(),
+            };
+            LoadedState::Corrupt {
+                moved_to,
+                error: e.to_string(),
+            }
+        }
+    }
+}
+
+/// Read the state file without side effects (for a stale `status`).
+pub fn read_state(path: &Path) -> io::Result<StateFile> {
+    let bytes = fs::read(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The supervisor's claim on a data folder: an exclusive `flock` on
+/// `manager.pid`, held for the supervisor's life and released by the kernel
+/// even on SIGKILL, so a stale pid file never blocks a new start.
+#[derive(Debug)]
+pub struct PidLock {
+    _lock: Flock<File>,
+    path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another supervisor (pid {pid}) is running on {dir}; stop it (ai-dawg-manager shutdown) or use --data-dir")]
+    Held { pid: String, dir: String },
+    #[error("cannot use {path}: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+impl PidLock {
+    pub fn acquire(path: &Path) -> Result<PidLock, LockError> {
+        let io_err = |source| LockError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io_err)?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((mut file, _)) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let dir = path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .display()
+                    .to_string();
+                return Err(LockError::Held {
+                    pid: pid.trim().to_string(),
+                    dir,
+                });
+            }
+        };
+        lock.set_len(0).map_err(io_err)?;
+        lock.rewind().map_err(io_err)?;
+        writeln!(lock, "{}", std::process::id()).map_err(io_err)?;
+        lock.sync_all().map_err(io_err)?;
+        Ok(PidLock {
+            _lock: lock,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for PidLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_content() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "no temp left");
+    }
+
+    #[test]
+    fn corrupt_state_is_moved_aside() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("service-state.json");
+        fs::write(&p, b"[[\"a\", {\"name\":").unwrap();
+        match load_state(&p) {
+            LoadedState::Corrupt { moved_to, .. } => {
+                assert!(moved_to.to_string_lossy().contains(".corrupt-"));
+                assert!(!p.exists());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("service-state.json");
+        let rec = ServiceRecord::new("a", "A", Some(1));
+        write_atomic(&p, &encode_state(&vec![("a".into(), rec.clone())])).unwrap();
+        match load_state(&p) {
+            LoadedState::Loaded(s) => assert_eq!(s, vec![("a".to_string(), rec)]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn second_lock_is_refused_with_the_holder_pid() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("manager.pid");
+        let _held = PidLock::acquire(&p).unwrap();
+        match PidLock::acquire(&p) {
+            Err(LockError::Held { pid, .. }) => assert_eq!(pid, std::process::id().to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+}

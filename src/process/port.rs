@@ -1,0 +1,111 @@
+//! Who holds a TCP port: listening sockets from `/proc/net/tcp{,6}` matched to
+//! processes through the `socket:[inode]` links in `/proc/*/fd`, never by
+//! shelling out to `lsof`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs;
+
+/// A process holding a listening socket on a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortHolder {
+    pub pid: u32,
+    pub cmdline: String,
+}
+
+impl fmt::Display for PortHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} ({})", self.pid, self.cmdline)
+    }
+}
+
+/// TCP state LISTEN in `/proc/net/tcp`.
+const LISTEN: &str = "0A";
+
+/// Inodes of the sockets listening on `port` (IPv4 and IPv6).
+fn listening_inodes(port: u16) -> HashSet<u64> {
+    let mut inodes = HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 10 || cols[3] != LISTEN {
+                continue;
+            }
+            let local_port = cols[1]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) {
+                if let Ok(inode) = cols[9].parse::<u64>() {
+                    if inode != 0 {
+                        inodes.insert(inode);
+                    }
+                }
+            }
+        }
+    }
+    inodes
+}
+
+/// Whether something listens on `port`.
+pub fn is_listening(port: u16) -> bool {
+    !listening_inodes(port).is_empty()
+}
+
+/// Every process holding a socket that listens on `port`, lowest pid first.
+pub fn holders(port: u16) -> Vec<PortHolder> {
+    let inodes = listening_inodes(port);
+    if inodes.is_empty() {
+        return vec![];
+    }
+    let wanted: HashSet<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    let mut found = vec![];
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            fs::read_link(fd.path())
+                .ok()
+                .and_then(|t| t.to_str().map(|s| wanted.contains(s)))
+                .unwrap_or(false)
+        });
+        if holds {
+            let cmdline = super::procfs::cmdline(pid).unwrap_or_else(|| "?".into());
+            found.push(PortHolder { pid, cmdline });
+        }
+    }
+    found.sort_by_key(|h| h.pid);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn finds_ourselves_holding_a_port() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(is_listening(port));
+        let h = holders(port);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h[0].pid, std::process::id());
+        drop(l);
+        assert!(holders(port).is_empty());
+    }
+}

@@ -1,0 +1,58 @@
+//! Starting a service: its argv without a shell, in its own process group
+//! (so a stop reaches every process it forks), stdin from /dev/null, stdout and
+//! stderr appended straight to its log file (so a supervisor restart does not
+//! cut its output off).
+
+use crate::config::ServiceSpec;
+use crate::model::ProcessId;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use tokio::process::{Child, Command};
+
+/// A freshly spawned service process.
+#[derive(Debug)]
+pub struct Spawned {
+    pub child: Child,
+    pub id: ProcessId,
+}
+
+/// Open (create) a log file for appending: every write lands at the end, even
+/// with several writers.
+pub fn open_log(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+}
+
+/// Spawn `spec` as the leader of a new process group, output to `log_path`.
+pub fn spawn(spec: &ServiceSpec, log_path: &Path) -> io::Result<Spawned> {
+    let log = open_log(log_path)?;
+    let mut cmd = Command::new(&spec.program);
+    if let Some(argv0) = spec.command.first() {
+        cmd.arg0(argv0);
+    }
+    cmd.args(spec.command.iter().skip(1))
+        .current_dir(&spec.cwd)
+        .envs(&spec.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .process_group(0)
+        .kill_on_drop(false);
+    let child = cmd.spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("spawned child has no pid"))?;
+    // The start time exists from fork on; if the process is already gone its
+    // exit will be reported by the wait, so 0 only marks "unknown".
+    let start_time = super::procfs::start_time(pid).unwrap_or(0);
+    Ok(Spawned {
+        child,
+        id: ProcessId { pid, start_time },
+    })
+}

@@ -1,0 +1,168 @@
+//! The control protocol between the CLI and the running supervisor: one
+//! [`ControlRequest`] per connection, one [`ControlResponse`] back, each a
+//! single line of JSON on `data/manager.sock`.
+//!
+//! Shared by the server and the client; nothing here knows about actix.
+
+use crate::model::{KillSwitch, ServiceRecord, Summary};
+use serde::{Deserialize, Serialize};
+
+/// Longest request line the server reads; anything longer is refused.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// What a client asks. One verb keeps one name from the CLI to the audit line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ControlRequest {
+    /// Records of these services (all when empty).
+    Status {
+        #[serde(default)]
+        services: Vec<String>,
+    },
+    /// Start these (stopped) services.
+    Start { services: Vec<String> },
+    /// Stop these services; they stay stopped until started.
+    Stop { services: Vec<String> },
+    /// Graceful stop then start; not a failure.
+    Restart { services: Vec<String> },
+    /// Human recovery: clear the escalation, reset counters, free the port, restart.
+    Recover { services: Vec<String> },
+    /// Stop every service (reverse dependency order) and the supervisor.
+    Shutdown,
+}
+
+impl ControlRequest {
+    /// The verb, as written in the audit trail.
+    pub fn action(&self) -> &'static str {
+        match self {
+            ControlRequest::Status { .. } => "status",
+            ControlRequest::Start { .. } => "start",
+            ControlRequest::Stop { .. } => "stop",
+            ControlRequest::Restart { .. } => "restart",
+            ControlRequest::Recover { .. } => "recover",
+            ControlRequest::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlResponse {
+    Status(StatusReport),
+    Actions(ActionsReport),
+    Error(ErrorReport),
+}
+
+/// `status`: SPEC §6's `status --json` shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub services: Vec<ServiceRecord>,
+    pub kill_switch: KillSwitch,
+    pub summary: Summary,
+}
+
+/// The outcome of a command that acts on services.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionsReport {
+    pub action: String,
+    pub results: Vec<ActionOutcome>,
+}
+
+impl ActionsReport {
+    pub fn all_ok(&self) -> bool {
+        self.results.iter().all(|r| r.ok)
+    }
+}
+
+/// What happened to one service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionOutcome {
+    pub service: String,
+    pub ok: bool,
+    pub message: String,
+    #[serde(default)]
+    pub pid: Option<u32>,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request could not be read or makes no sense.
+    BadRequest,
+    /// A named service is not configured.
+    UnknownService,
+    /// The request was understood but could not be carried out.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReport {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ControlResponse {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ControlResponse::Error(ErrorReport {
+            code,
+            message: message.into(),
+        })
+    }
+}
+
+/// Decode one request line; the error is the message to send back.
+pub fn decode_request(line: &[u8]) -> Result<ControlRequest, String> {
+    serde_json::from_slice(line).map_err(|e| format!("bad request: {e}"))
+}
+
+/// Encode a message as one line (with its newline).
+pub fn encode_line<T: Serialize>(msg: &T) -> Vec<u8> {
+    let mut out = serde_json::to_vec(msg).unwrap_or_else(|e| {
+        serde_json::to_vec(&ControlResponse::error(
+            ErrorCode::Failed,
+            format!("cannot encode the answer: {e}"),
+        ))
+        .unwrap_or_default()
+    });
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_one_line() {
+        let r = ControlRequest::Restart {
+            services: vec!["producer".into()],
+        };
+        let line = encode_line(&r);
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+        assert_eq!(decode_request(&line).unwrap(), r);
+        assert_eq!(
+            decode_request(br#"{"command":"status"}"#).unwrap(),
+            ControlRequest::Status { services: vec![] }
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bad in [
+            &b"{"[..],
+            b"null",
+            br#"{"command":"format_disk"}"#,
+            br#"{"command":"stop"}"#,
+            br#"{"command":"stop","services":["a"],"extra":1}"#,
+            b"\xff\xfe",
+        ] {
+            assert!(
+                decode_request(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
