@@ -250,6 +250,49 @@ pub struct KillSwitch {
     pub source: KillSwitchSource,
 }
 
+/// Something that happened to a service, as the Registry saw it. Published to
+/// subscribers (incident history, the live dashboard, `events`), in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unix time in milliseconds.
+    pub at_ms: u64,
+    pub service: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The status changed.
+    Status {
+        from: ServiceStatus,
+        to: ServiceStatus,
+    },
+    /// A health check finished.
+    Health {
+        ok: bool,
+        latency_ms: f64,
+        error_kind: Option<ErrorKind>,
+    },
+    /// A process was spawned; `action` is `start`, `restart` or `recover`.
+    Started {
+        pid: u32,
+        action: String,
+        automatic: bool,
+    },
+    /// The process exited on its own.
+    Exited { reason: String },
+}
+
+/// Unix time now, in milliseconds.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Current wall-clock time as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()

@@ -7,8 +7,8 @@
 //! a service actor.
 
 use crate::model::{
-    now_rfc3339, ErrorKind, ExitReason, KillSwitch, ProcessId, ServiceRecord, ServiceStatus,
-    Summary,
+    now_rfc3339, unix_ms, ErrorKind, Event, EventKind, ExitReason, KillSwitch, ProcessId,
+    ServiceRecord, ServiceStatus, Summary,
 };
 use crate::persist::{self, StateFile};
 use crate::protocol::StatusReport;
@@ -16,6 +16,7 @@ use actix::prelude::*;
 use log::{debug, error};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::service::StartCause;
@@ -106,6 +107,16 @@ pub struct StatusChanged {
     pub status: ServiceStatus,
 }
 
+/// Be told of every event (history, dashboard, `events`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeEvents(pub Recipient<Published>);
+
+/// An event, sent to event subscribers.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Published(pub Arc<Event>);
+
 /// Write the state file now (at shutdown).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -122,6 +133,7 @@ pub struct Registry {
     started: HashMap<String, Instant>,
     kill_switch: KillSwitch,
     subscribers: Vec<Recipient<StatusChanged>>,
+    event_subscribers: Vec<Recipient<Published>>,
     flush_timer: Option<SpawnHandle>,
 }
 
@@ -139,6 +151,7 @@ impl Registry {
             started: HashMap::new(),
             kill_switch,
             subscribers: vec![],
+            event_subscribers: vec![],
             flush_timer: None,
         }
     }
@@ -176,6 +189,20 @@ impl Registry {
         }
     }
 
+    fn publish(&self, service: &str, kind: EventKind) {
+        if self.event_subscribers.is_empty() {
+            return;
+        }
+        let event = Arc::new(Event {
+            at_ms: unix_ms(),
+            service: service.to_string(),
+            kind,
+        });
+        for s in &self.event_subscribers {
+            s.do_send(Published(event.clone()));
+        }
+    }
+
     /// Apply `change` to one record; persist at once if the status changed.
     fn update(
         &mut self,
@@ -196,6 +223,13 @@ impl Registry {
                 ctx.cancel_future(h);
             }
             self.persist();
+            self.publish(
+                service,
+                EventKind::Status {
+                    from: before,
+                    to: after,
+                },
+            );
             let msg = StatusChanged {
                 service: service.to_string(),
                 status: after,
@@ -219,6 +253,14 @@ impl Actor for Registry {
 impl Handler<ServiceStarted> for Registry {
     type Result = ();
     fn handle(&mut self, m: ServiceStarted, ctx: &mut Context<Self>) {
+        self.publish(
+            &m.service,
+            EventKind::Started {
+                pid: m.process.pid,
+                action: m.cause.action().to_string(),
+                automatic: m.cause.is_automatic(),
+            },
+        );
         self.update(&m.service, ctx, |r, started| {
             r.pid = Some(m.process.pid);
             r.process_start_time = Some(m.process.start_time);
@@ -239,6 +281,14 @@ impl Handler<ServiceStarted> for Registry {
 impl Handler<HealthChecked> for Registry {
     type Result = ();
     fn handle(&mut self, m: HealthChecked, ctx: &mut Context<Self>) {
+        self.publish(
+            &m.service,
+            EventKind::Health {
+                ok: m.ok,
+                latency_ms: m.latency.as_secs_f64() * 1000.0,
+                error_kind: m.error.as_ref().map(|e| e.0),
+            },
+        );
         self.update(&m.service, ctx, |r, _| {
             r.last_health_check = Some(now_rfc3339());
             r.last_health_latency_ms = Some(m.latency.as_secs_f64() * 1000.0);
@@ -269,6 +319,12 @@ impl Handler<HealthChecked> for Registry {
 impl Handler<ServiceExited> for Registry {
     type Result = ();
     fn handle(&mut self, m: ServiceExited, ctx: &mut Context<Self>) {
+        self.publish(
+            &m.service,
+            EventKind::Exited {
+                reason: m.reason.to_string(),
+            },
+        );
         self.update(&m.service, ctx, |r, started| {
             started.remove(&r.name);
             r.pid = None;
@@ -367,6 +423,13 @@ impl Handler<Subscribe> for Registry {
     type Result = ();
     fn handle(&mut self, m: Subscribe, _: &mut Context<Self>) {
         self.subscribers.push(m.0);
+    }
+}
+
+impl Handler<SubscribeEvents> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: SubscribeEvents, _: &mut Context<Self>) {
+        self.event_subscribers.push(m.0);
     }
 }
 
