@@ -165,6 +165,25 @@ pub struct ServiceRecord {
     /// RFC 3339 time of the scheduled restart while in `backoff`.
     #[serde(default)]
     pub next_restart_at: Option<String>,
+    /// The last few exits, newest last: "<time> <how>".
+    #[serde(default)]
+    pub recent_exits: Vec<String>,
+    /// The limits recovery applies to this service, for `status --explain`.
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+/// How many exits a record remembers.
+pub const RECENT_EXITS: usize = 5;
+
+/// A service's recovery limits (its effective monitoring and the safety block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_restart_attempts: u32,
+    pub restart_cooldown_ms: u64,
+    pub stable_after_ms: u64,
+    pub max_consecutive_failures: u32,
+    pub health_check_interval_ms: u64,
 }
 
 fn unknown() -> ServiceStatus {
@@ -192,6 +211,8 @@ impl ServiceRecord {
             last_error_kind: None,
             last_exit: None,
             next_restart_at: None,
+            recent_exits: vec![],
+            limits: None,
         }
     }
 
@@ -242,6 +263,15 @@ impl Summary {
 pub enum KillSwitchSource {
     Config,
     Runtime,
+}
+
+impl fmt::Display for KillSwitchSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KillSwitchSource::Config => "config",
+            KillSwitchSource::Runtime => "runtime",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -100,6 +100,23 @@ pub fn on_failure(track: &mut Track, failure: Failure, s: &Settings, now: Instan
     if failure.kind == ErrorKind::PortConflict && !s.kill_port_conflicts {
         return escalate(track, EscalationReason::PortConflict);
     }
+    restart_or_backoff(track, s, now)
+}
+
+/// The kill switch was turned off: a service whose failure was skipped while it
+/// was on is recovered now, within the same budget and cooldown (no new failure
+/// is counted).
+pub fn resume(track: &mut Track, s: &Settings, now: Instant) -> Decision {
+    if track.escalated {
+        return Decision::AlreadyEscalated;
+    }
+    if track.pending_restart.is_some() {
+        return Decision::AlreadyScheduled;
+    }
+    restart_or_backoff(track, s, now)
+}
+
+fn restart_or_backoff(track: &mut Track, s: &Settings, now: Instant) -> Decision {
     if track.attempts >= s.max_restart_attempts {
         return escalate(track, EscalationReason::BudgetSpent);
     }
@@ -386,6 +403,22 @@ mod tests {
         s.kill_switch = true;
         assert!(!on_cooldown_end(&mut t, &s, t0 + secs(60)));
         assert_eq!(t.pending_restart, None);
+    }
+
+    #[test]
+    fn resume_after_the_kill_switch_restarts_without_counting_a_failure() {
+        let mut s = settings();
+        s.kill_switch = true;
+        let (mut t, t0) = (Track::default(), Instant::now());
+        assert_eq!(on_failure(&mut t, EXIT, &s, t0), Decision::Skip);
+        s.kill_switch = false;
+        assert_eq!(resume(&mut t, &s, t0 + secs(1)), Decision::RestartNow);
+        assert_eq!((t.attempts, t.consecutive_failures), (1, 1));
+        // A second resume inside the cooldown backs off.
+        assert!(matches!(
+            resume(&mut t, &s, t0 + secs(2)),
+            Decision::Backoff { .. }
+        ));
     }
 
     #[test]

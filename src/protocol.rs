@@ -27,8 +27,25 @@ pub enum ControlRequest {
     Restart { services: Vec<String> },
     /// Human recovery: clear the escalation, reset counters, free the port, restart.
     Recover { services: Vec<String> },
+    /// Re-read the config: start added services, stop removed ones, restart
+    /// changed ones, apply monitoring and safety settings live.
+    Reload,
+    /// Set the kill switch at run time, or go back to the config's value.
+    KillSwitch { mode: KillSwitchMode },
     /// Stop every service (reverse dependency order) and the supervisor.
     Shutdown,
+}
+
+/// `kill-switch on|off|clear`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum KillSwitchMode {
+    /// No automatic action at all, kept across supervisor restarts.
+    On,
+    /// Automatic recovery on, kept across supervisor restarts.
+    Off,
+    /// Forget the run-time setting: the config's value applies again.
+    Clear,
 }
 
 impl ControlRequest {
@@ -40,6 +57,8 @@ impl ControlRequest {
             ControlRequest::Stop { .. } => "stop",
             ControlRequest::Restart { .. } => "restart",
             ControlRequest::Recover { .. } => "recover",
+            ControlRequest::Reload => "reload",
+            ControlRequest::KillSwitch { .. } => "kill_switch",
             ControlRequest::Shutdown => "shutdown",
         }
     }

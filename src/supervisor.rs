@@ -4,20 +4,18 @@
 
 use crate::actors::audit::{Audit, Outcome, Record};
 use crate::actors::control::ControlServer;
-use crate::actors::manager::{Manager, Shutdown};
-use crate::actors::recovery::{Recovery, Register};
+use crate::actors::manager::{limits_of, Manager, Reload, Shutdown};
+use crate::actors::recovery::Recovery;
 use crate::actors::registry::Registry;
-use crate::actors::service::ServiceActor;
 use crate::config::{Config, ServiceSpec};
 use crate::model::{KillSwitch, KillSwitchSource, ServiceRecord};
 use crate::paths::DataPaths;
 use crate::persist::{self, LoadedState, PidLock};
-use crate::policy::Settings;
 use crate::process::{group, procfs};
 use actix::prelude::*;
 use log::{info, warn};
 use nix::sys::signal::Signal;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -184,17 +182,6 @@ pub fn run(config_path: &Path, data_dir: Option<&Path>) -> Result<(), StartError
     result.map_err(io_err(&paths.dir))
 }
 
-fn settings_of(config: &Config, spec: &ServiceSpec, kill_switch: bool) -> Settings {
-    Settings {
-        max_restart_attempts: spec.monitoring.max_restart_attempts,
-        restart_cooldown: spec.monitoring.restart_cooldown,
-        stable_after: spec.monitoring.stable_after,
-        max_consecutive_failures: config.safety.max_consecutive_failures_before_escalation,
-        kill_switch,
-        kill_port_conflicts: config.safety.kill_port_conflicts,
-    }
-}
-
 /// Create the actors and connect them (inside the running System).
 fn wire(
     config: Arc<Config>,
@@ -226,6 +213,7 @@ fn wire(
         .iter()
         .map(|s| {
             let mut r = ServiceRecord::new(&s.name, &s.display_name, s.port);
+            r.limits = Some(limits_of(&config, s));
             if let Some(old) = leftovers.records.get(&s.name) {
                 r.restart_count = old.restart_count;
             }
@@ -239,33 +227,14 @@ fn wire(
         .connector(awc::Connector::new().limit(0))
         .disable_redirects()
         .finish();
-    let mut services = BTreeMap::new();
-    for spec in &config.services {
-        let spec_arc = Arc::new(spec.clone());
-        let addr = ServiceActor::new(
-            spec_arc,
-            paths.service_log(&spec.name),
-            registry.clone(),
-            recovery.clone(),
-            audit.clone(),
-            client.clone(),
-        )
-        .start();
-        recovery.do_send(Register {
-            service: spec.name.clone(),
-            display_name: spec.display_name.clone(),
-            settings: settings_of(&config, spec, kill_switch.on),
-            addr: addr.clone(),
-        });
-        services.insert(spec.name.clone(), addr);
-    }
     let manager = Manager::new(
         config.clone(),
-        services,
+        paths.clone(),
         registry.clone(),
         recovery,
         audit,
-        kill_switch.on,
+        client,
+        kill_switch,
     )
     .start();
 
@@ -276,6 +245,18 @@ fn wire(
         Err(e) => warn!(target: TARGET, "control socket unusable: {e}"),
     }
 
+    let reloader = manager.clone();
+    actix_rt::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            warn!(target: TARGET, "cannot listen for SIGHUP");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            info!(target: TARGET, "SIGHUP: reloading the config");
+            let _ = reloader.send(Reload).await;
+        }
+    });
     actix_rt::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut term), Ok(mut int)) = (

@@ -62,6 +62,15 @@ pub struct Manual {
     pub action: ManualAction,
 }
 
+/// A reload changed a service's limits (its track is kept).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpdateSettings {
+    pub service: String,
+    pub display_name: String,
+    pub settings: Settings,
+}
+
 /// The effective kill switch changed.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -91,6 +100,9 @@ struct Entry {
     last_error: String,
     cooldown: Option<SpawnHandle>,
     stable: Option<SpawnHandle>,
+    /// A failure was skipped because of the kill switch: recover it when the
+    /// switch goes off.
+    skipped: bool,
 }
 
 pub struct Recovery {
@@ -148,6 +160,29 @@ impl Recovery {
     }
 }
 
+impl Recovery {
+    /// Raise the escalation: an audit line and the block (with notifications).
+    fn escalate(&self, service: &str, reason: String) {
+        let Some(e) = self.services.get(service) else {
+            return;
+        };
+        warn!(target: TARGET, "{service}: escalating: {reason}");
+        self.audit.do_send(
+            Record::new(service, "escalate", Outcome::Success)
+                .detail(format!("{reason}; last error: {}", e.last_error)),
+        );
+        self.audit.do_send(audit::Escalate {
+            service: service.to_string(),
+            display_name: e.display_name.clone(),
+            reason,
+            consecutive_failures: e.track.consecutive_failures,
+            restart_attempts: e.track.attempts,
+            last_error: e.last_error.clone(),
+            time: now_rfc3339(),
+        });
+    }
+}
+
 impl Actor for Recovery {
     type Context = Context<Self>;
 }
@@ -169,6 +204,7 @@ impl Handler<Register> for Recovery {
                 last_error: String::new(),
                 cooldown: None,
                 stable: None,
+                skipped: false,
             },
         );
     }
@@ -207,6 +243,7 @@ impl Handler<Failed> for Recovery {
         if let Some(h) = e.stable.take() {
             ctx.cancel_future(h);
         }
+        e.skipped = false;
         let decision = policy::on_failure(
             &mut e.track,
             Failure {
@@ -227,6 +264,7 @@ impl Handler<Failed> for Recovery {
                 None
             }
             Decision::Skip => {
+                e.skipped = true;
                 self.audit.do_send(
                     Record::new(service, "restart", Outcome::Skipped)
                         .detail(format!("kill switch on; {}", e.last_error)),
@@ -281,20 +319,7 @@ impl Handler<Failed> for Recovery {
                             .to_string()
                     }
                 };
-                warn!(target: TARGET, "{service}: escalating: {reason}");
-                self.audit.do_send(
-                    Record::new(service, "escalate", Outcome::Success)
-                        .detail(format!("{reason}; last error: {}", e.last_error)),
-                );
-                self.audit.do_send(audit::Escalate {
-                    service: service.to_string(),
-                    display_name: e.display_name.clone(),
-                    reason,
-                    consecutive_failures: e.track.consecutive_failures,
-                    restart_attempts: e.track.attempts,
-                    last_error: e.last_error.clone(),
-                    time: now_rfc3339(),
-                });
+                self.escalate(service, reason);
                 Some(ServiceStatus::Escalated)
             }
         };
@@ -391,7 +416,63 @@ impl Handler<Manual> for Recovery {
 
 impl Handler<SetKillSwitch> for Recovery {
     type Result = ();
-    fn handle(&mut self, m: SetKillSwitch, _: &mut Context<Self>) {
-        self.kill_switch = m.0;
+    fn handle(&mut self, m: SetKillSwitch, ctx: &mut Context<Self>) {
+        let was = std::mem::replace(&mut self.kill_switch, m.0);
+        if !was || m.0 {
+            return;
+        }
+        // Off again: recover what was skipped while it was on.
+        let now = Instant::now();
+        let skipped: Vec<String> = self
+            .services
+            .iter()
+            .filter(|(_, e)| e.skipped)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for service in skipped {
+            let Some(e) = self.services.get_mut(&service) else {
+                continue;
+            };
+            e.skipped = false;
+            let settings = Settings {
+                kill_switch: false,
+                ..e.settings
+            };
+            let decision = policy::resume(&mut e.track, &settings, now);
+            info!(target: TARGET, "{service}: kill switch off, {decision:?}");
+            let status = match decision {
+                Decision::RestartNow => {
+                    let e = &self.services[&service];
+                    self.restart(&service, e);
+                    None
+                }
+                Decision::Backoff { until } => {
+                    e.cooldown = Some(ctx.notify_later(
+                        CooldownEnded {
+                            service: service.clone(),
+                        },
+                        until.saturating_duration_since(now),
+                    ));
+                    Some(ServiceStatus::Backoff)
+                }
+                Decision::Escalate(_) => {
+                    // The budget was spent while the switch was on: escalate now.
+                    self.escalate(&service, "restart budget spent".into());
+                    Some(ServiceStatus::Escalated)
+                }
+                _ => None,
+            };
+            self.report(&service, status);
+        }
+    }
+}
+
+impl Handler<UpdateSettings> for Recovery {
+    type Result = ();
+    fn handle(&mut self, m: UpdateSettings, _: &mut Context<Self>) {
+        if let Some(e) = self.services.get_mut(&m.service) {
+            e.settings = m.settings;
+            e.display_name = m.display_name;
+        }
     }
 }

@@ -7,8 +7,8 @@
 //! a service actor.
 
 use crate::model::{
-    now_rfc3339, unix_ms, ErrorKind, Event, EventKind, ExitReason, KillSwitch, ProcessId,
-    ServiceRecord, ServiceStatus, Summary,
+    now_rfc3339, unix_ms, ErrorKind, Event, EventKind, ExitReason, KillSwitch, Limits, ProcessId,
+    ServiceRecord, ServiceStatus, Summary, RECENT_EXITS,
 };
 use crate::persist::{self, StateFile};
 use crate::protocol::StatusReport;
@@ -116,6 +116,26 @@ pub struct SubscribeEvents(pub Recipient<Published>);
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Published(pub Arc<Event>);
+
+/// A service was added by a reload (its record, status `stopped` until started).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct AddService(pub ServiceRecord);
+
+/// A service was removed by a reload.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RemoveService(pub String);
+
+/// A reload changed how a service is shown or limited.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct UpdateMeta {
+    pub service: String,
+    pub display_name: String,
+    pub port: Option<u16>,
+    pub limits: Limits,
+}
 
 /// Write the state file now (at shutdown).
 #[derive(Message, Debug)]
@@ -331,6 +351,11 @@ impl Handler<ServiceExited> for Registry {
             r.process_start_time = None;
             r.started_at = None;
             r.last_exit = Some(m.reason.to_string());
+            r.recent_exits
+                .push(format!("{} {}", now_rfc3339(), m.reason));
+            if r.recent_exits.len() > RECENT_EXITS {
+                r.recent_exits.remove(0);
+            }
             r.last_error = Some(m.reason.to_string());
             r.last_error_kind = Some(ErrorKind::Exited);
             if !matches!(r.status, ServiceStatus::Escalated | ServiceStatus::Backoff) {
@@ -430,6 +455,47 @@ impl Handler<SubscribeEvents> for Registry {
     type Result = ();
     fn handle(&mut self, m: SubscribeEvents, _: &mut Context<Self>) {
         self.event_subscribers.push(m.0);
+    }
+}
+
+impl Handler<AddService> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: AddService, _: &mut Context<Self>) {
+        if self.index.contains_key(&m.0.name) {
+            return;
+        }
+        self.index.insert(m.0.name.clone(), self.records.len());
+        self.records.push(m.0);
+        self.persist();
+    }
+}
+
+impl Handler<RemoveService> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: RemoveService, _: &mut Context<Self>) {
+        if self.index.remove(&m.0).is_none() {
+            return;
+        }
+        self.records.retain(|r| r.name != m.0);
+        self.started.remove(&m.0);
+        self.index = self
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
+            .collect();
+        self.persist();
+    }
+}
+
+impl Handler<UpdateMeta> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: UpdateMeta, ctx: &mut Context<Self>) {
+        self.update(&m.service.clone(), ctx, |r, _| {
+            r.display_name = m.display_name;
+            r.port = m.port;
+            r.limits = Some(m.limits);
+        });
     }
 }
 

@@ -3,11 +3,14 @@
 //! control socket (or, for a stale `status`, a reader of the state file).
 
 pub mod client;
+pub mod explain;
+pub mod files;
 pub mod render;
+pub mod style;
 
 use crate::demo_service::DemoOptions;
 use crate::paths::{DataPaths, DEFAULT_CONFIG};
-use crate::protocol::{ControlRequest, ControlResponse, ErrorCode};
+use crate::protocol::{ControlRequest, ControlResponse, ErrorCode, KillSwitchMode};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -69,7 +72,46 @@ pub enum Command {
         services: Vec<String>,
     },
     /// Summary and details of the services (all when none named).
-    Status { services: Vec<String> },
+    Status {
+        services: Vec<String>,
+        /// Say why NAME is in its state: exits, budget, cooldown, last probe error.
+        #[arg(long, value_name = "NAME")]
+        explain: Option<String>,
+    },
+    /// A service's log: the last N lines, and with -f every new line.
+    Logs {
+        service: String,
+        /// How many lines from the end.
+        #[arg(short = 'n', long = "lines", default_value_t = 10)]
+        lines: usize,
+        /// Keep printing lines as they are written (across rotation), until Ctrl-C.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Re-read the config: start added services, stop removed ones, restart changed ones.
+    Reload,
+    /// Set the kill switch at run time (kept across restarts), or return to the config's value.
+    KillSwitch {
+        #[arg(value_enum)]
+        mode: KillSwitchMode,
+    },
+    /// The audit trail (reads the file; no supervisor needed).
+    Audit {
+        /// Only lines about this service (or `manager`).
+        #[arg(long)]
+        service: Option<String>,
+        /// How many lines from the end.
+        #[arg(short = 'n', long = "lines", default_value_t = 50)]
+        lines: usize,
+    },
+    /// The escalation log (reads the file; no supervisor needed).
+    Escalations,
+    /// Validate the config and the whitelist without starting anything.
+    Check {
+        /// Write a whitelist listing exactly the programs the config uses.
+        #[arg(long)]
+        init_whitelist: bool,
+    },
     /// Stop all services (dependents first) and the supervisor.
     Shutdown,
     /// Run the built-in demo service (used by the shipped config and the tests).
@@ -130,10 +172,23 @@ pub fn run(cli: Cli) -> i32 {
         Command::Recover { services } => ControlRequest::Recover {
             services: services.clone(),
         },
-        Command::Status { services } => ControlRequest::Status {
-            services: services.clone(),
+        Command::Status { services, explain } => ControlRequest::Status {
+            services: match explain {
+                Some(name) => vec![name.clone()],
+                None => services.clone(),
+            },
         },
+        Command::Reload => ControlRequest::Reload,
+        Command::KillSwitch { mode } => ControlRequest::KillSwitch { mode: *mode },
         Command::Shutdown => ControlRequest::Shutdown,
+        Command::Logs {
+            service,
+            lines,
+            follow,
+        } => return files::logs(&cli, service, *lines, *follow),
+        Command::Audit { service, lines } => return files::audit(&cli, service.as_deref(), *lines),
+        Command::Escalations => return files::escalations(&cli),
+        Command::Check { init_whitelist } => return files::check(&cli, *init_whitelist),
     };
     let paths = cli.paths();
     match client::ask(&paths.socket, &request) {
@@ -178,7 +233,12 @@ fn show(cli: &Cli, response: &ControlResponse) -> i32 {
         println!("{}", body.unwrap_or_default());
     } else {
         match response {
-            ControlResponse::Status(s) => print!("{}", render::status(s, None)),
+            ControlResponse::Status(s) => match &cli.command {
+                Command::Status {
+                    explain: Some(_), ..
+                } => print!("{}", explain::explain(s)),
+                _ => print!("{}", render::status(s, None)),
+            },
             ControlResponse::Actions(a) => print!("{}", render::actions(a)),
             ControlResponse::Error(e) => eprintln!("❌ {}", e.message),
         }

@@ -26,23 +26,16 @@ pub fn uptime(ms: u64) -> String {
     humantime::format_duration(Duration::from_secs(ms / 1000)).to_string()
 }
 
-fn service_line(r: &ServiceRecord) -> String {
+fn service_line(r: &ServiceRecord, colour: bool) -> String {
     let name = if r.display_name.is_empty() {
         &r.name
     } else {
         &r.display_name
     };
+    let word = super::style::status_word(r.status, &r.status.as_str().to_uppercase(), colour);
     let mut line = match r.port {
-        Some(p) => format!(
-            "{} {name} (port {p}): {}",
-            icon(r.status),
-            r.status.as_str().to_uppercase()
-        ),
-        None => format!(
-            "{} {name}: {}",
-            icon(r.status),
-            r.status.as_str().to_uppercase()
-        ),
+        Some(p) => format!("{} {name} (port {p}): {word}", icon(r.status)),
+        None => format!("{} {name}: {word}", icon(r.status)),
     };
     match r.status {
         ServiceStatus::Running | ServiceStatus::Starting => {
@@ -86,6 +79,10 @@ fn summary_block(out: &mut String, s: &Summary) {
 /// The seed's status summary. `stale` names when the state was written, for a
 /// status read from the file with no supervisor running.
 pub fn status(report: &StatusReport, stale: Option<&str>) -> String {
+    status_with(report, stale, super::style::enabled())
+}
+
+pub fn status_with(report: &StatusReport, stale: Option<&str>, colour: bool) -> String {
     let mut out = String::new();
     if let Some(when) = stale {
         let _ = writeln!(
@@ -108,7 +105,7 @@ pub fn status(report: &StatusReport, stale: Option<&str>) -> String {
     let _ = writeln!(out);
     let _ = writeln!(out, "📋 Service Details:");
     for r in &report.services {
-        let _ = writeln!(out, "{}", service_line(r));
+        let _ = writeln!(out, "{}", service_line(r, colour));
     }
     let _ = writeln!(
         out,
@@ -190,7 +187,7 @@ mod tests {
                 source: KillSwitchSource::Config,
             },
         };
-        let text = status(&report, None);
+        let text = status_with(&report, None, false);
         assert!(text.starts_with("📊 ==================== Status Summary ===================="));
         assert!(text.contains(
             "Total Services: 1\n✅ Running: 1\n🛑 Stopped: 0\n⚠️  Unhealthy: 0\n❓ Unknown: 0\n"

@@ -15,6 +15,8 @@ pub enum StartCause {
     ManualRestart,
     /// `recover NAME`.
     Recover,
+    /// `reload` changed the service's definition.
+    Reload,
 }
 
 impl StartCause {
@@ -22,7 +24,9 @@ impl StartCause {
     pub fn action(self) -> &'static str {
         match self {
             StartCause::Autostart | StartCause::Manual => "start",
-            StartCause::AutoRestart { .. } | StartCause::ManualRestart => "restart",
+            StartCause::AutoRestart { .. } | StartCause::ManualRestart | StartCause::Reload => {
+                "restart"
+            }
             StartCause::Recover => "recover",
         }
     }
@@ -36,7 +40,10 @@ impl StartCause {
     pub fn counts_as_restart(self) -> bool {
         matches!(
             self,
-            StartCause::AutoRestart { .. } | StartCause::ManualRestart | StartCause::Recover
+            StartCause::AutoRestart { .. }
+                | StartCause::ManualRestart
+                | StartCause::Recover
+                | StartCause::Reload
         )
     }
 }
@@ -51,6 +58,7 @@ impl fmt::Display for StartCause {
             }
             StartCause::ManualRestart => f.write_str("manual restart"),
             StartCause::Recover => f.write_str("manual recover"),
+            StartCause::Reload => f.write_str("reload: definition changed"),
         }
     }
 }

@@ -72,6 +72,12 @@ pub struct Restart {
 #[rtype(result = "()")]
 pub struct Recheck;
 
+/// `reload`: take a new definition. Health and stop settings apply at once; a
+/// changed command, cwd, environment or port restarts a running process.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Reconfigure(pub Arc<ServiceSpec>);
+
 // ---- facts the actor sends itself -----------------------------------------------
 
 #[derive(Message, Debug)]
@@ -460,6 +466,45 @@ impl Handler<Recheck> for ServiceActor {
     type Result = ();
     fn handle(&mut self, _: Recheck, _: &mut Context<Self>) {
         self.recheck = true;
+    }
+}
+
+/// Whether running the new definition needs a new process.
+fn needs_new_process(old: &ServiceSpec, new: &ServiceSpec) -> bool {
+    old.command != new.command
+        || old.program != new.program
+        || old.cwd != new.cwd
+        || old.env != new.env
+        || old.port != new.port
+}
+
+impl Handler<Reconfigure> for ServiceActor {
+    type Result = ();
+    fn handle(&mut self, m: Reconfigure, ctx: &mut Context<Self>) {
+        let restart = needs_new_process(&self.spec, &m.0);
+        self.spec = m.0;
+        self.probe.check = self.spec.health.clone();
+        self.probe.cwd = self.spec.cwd.clone();
+        self.probe.env = self.spec.env.clone();
+        info!(target: &self.target, "new definition applied{}", if restart { "; restarting" } else { "" });
+        if restart && matches!(self.proc_, Proc::Up(_) | Proc::Stopping { .. }) {
+            ctx.notify(Restart {
+                cause: StartCause::Reload,
+                free_port: false,
+            });
+        } else if matches!(self.proc_, Proc::Up(_)) {
+            // The interval may have changed: re-arm the next probe with it.
+            if self.handles.probe.is_none() {
+                let next = match self.proc_ {
+                    Proc::Up(Running {
+                        phase: Phase::Starting,
+                        ..
+                    }) => self.start_probe_delay,
+                    _ => self.spec.monitoring.health_check_interval,
+                };
+                self.schedule_probe(next, ctx);
+            }
+        }
     }
 }
 

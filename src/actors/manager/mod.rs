@@ -1,16 +1,25 @@
 //! The Manager actor: starts services in dependency order (a dependent once all
 //! of its `depends_on` are running, independent ones in parallel), carries out
 //! the manual commands of the control socket, and runs the ordered shutdown
-//! (dependents first). It holds addresses, never a copy of a record.
+//! (dependents first). It also applies `reload` (see [`reload`]) and the
+//! run-time kill switch. It holds addresses, never a copy of a record.
+
+mod reload;
 
 use super::audit::{Audit, Outcome, Record};
-use super::recovery::{Manual, Recovery};
-use super::registry::{Flush, Registry, ServiceStopped, StatusChanged, Subscribe};
+use super::recovery::{Manual, Recovery, Register, SetKillSwitch};
+use super::registry::{
+    Flush, KillSwitchChanged, Registry, ServiceStopped, StatusChanged, Subscribe,
+};
 use super::service::{Restart, ServiceActor, Start, StartCause, StartReply, Stop};
-use crate::config::Config;
-use crate::model::ServiceStatus;
-use crate::policy::ManualAction;
-use crate::protocol::{ActionOutcome, ActionsReport, ControlRequest, ControlResponse, ErrorCode};
+use crate::config::{Config, ServiceSpec};
+use crate::model::{KillSwitch, KillSwitchSource, Limits, ServiceStatus};
+use crate::paths::DataPaths;
+use crate::persist;
+use crate::policy::{ManualAction, Settings};
+use crate::protocol::{
+    ActionOutcome, ActionsReport, ControlRequest, ControlResponse, ErrorCode, KillSwitchMode,
+};
 use actix::prelude::*;
 use log::{info, warn};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -26,6 +35,11 @@ const TARGET: &str = "manager";
 #[rtype(result = "ControlResponse")]
 pub struct Command(pub ControlRequest);
 
+/// Re-read the config (control request or SIGHUP).
+#[derive(Message, Debug)]
+#[rtype(result = "ControlResponse")]
+pub struct Reload;
+
 /// Stop every service, dependents first, then the supervisor.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -37,37 +51,107 @@ pub struct Shutdown {
 
 pub struct Manager {
     config: Arc<Config>,
+    paths: DataPaths,
     services: BTreeMap<String, Addr<ServiceActor>>,
     registry: Addr<Registry>,
     recovery: Addr<Recovery>,
     audit: Addr<Audit>,
-    kill_switch: bool,
+    /// The probes' HTTP client, shared by every service actor of this arbiter.
+    client: awc::Client,
+    kill_switch: KillSwitch,
     /// Services known to be running, for dependency order.
     running: HashSet<String>,
     /// Autostart services waiting for their dependencies.
     pending: Vec<String>,
+    /// Autostart services the kill switch kept down: started when it goes off.
+    held_by_kill_switch: Vec<String>,
     shutting_down: bool,
 }
 
+/// The restart policy's settings for one service.
+pub fn settings_of(config: &Config, spec: &ServiceSpec, kill_switch: bool) -> Settings {
+    Settings {
+        max_restart_attempts: spec.monitoring.max_restart_attempts,
+        restart_cooldown: spec.monitoring.restart_cooldown,
+        stable_after: spec.monitoring.stable_after,
+        max_consecutive_failures: config.safety.max_consecutive_failures_before_escalation,
+        kill_switch,
+        kill_port_conflicts: config.safety.kill_port_conflicts,
+    }
+}
+
+/// The limits shown by `status --explain`.
+pub fn limits_of(config: &Config, spec: &ServiceSpec) -> Limits {
+    Limits {
+        max_restart_attempts: spec.monitoring.max_restart_attempts,
+        restart_cooldown_ms: spec.monitoring.restart_cooldown.as_millis() as u64,
+        stable_after_ms: spec.monitoring.stable_after.as_millis() as u64,
+        max_consecutive_failures: config.safety.max_consecutive_failures_before_escalation,
+        health_check_interval_ms: spec.monitoring.health_check_interval.as_millis() as u64,
+    }
+}
+
 impl Manager {
+    /// A Manager with no service actors yet: it creates them when it starts.
     pub fn new(
         config: Arc<Config>,
-        services: BTreeMap<String, Addr<ServiceActor>>,
+        paths: DataPaths,
         registry: Addr<Registry>,
         recovery: Addr<Recovery>,
         audit: Addr<Audit>,
-        kill_switch: bool,
+        client: awc::Client,
+        kill_switch: KillSwitch,
     ) -> Self {
         Manager {
             config,
-            services,
+            paths,
+            services: BTreeMap::new(),
             registry,
             recovery,
             audit,
+            client,
             kill_switch,
             running: HashSet::new(),
             pending: vec![],
+            held_by_kill_switch: vec![],
             shutting_down: false,
+        }
+    }
+
+    /// Create the actor of one service and hand it to Recovery.
+    fn spawn_service(&mut self, spec: &ServiceSpec) {
+        let addr = ServiceActor::new(
+            Arc::new(spec.clone()),
+            self.paths.service_log(&spec.name),
+            self.registry.clone(),
+            self.recovery.clone(),
+            self.audit.clone(),
+            self.client.clone(),
+        )
+        .start();
+        self.recovery.do_send(Register {
+            service: spec.name.clone(),
+            display_name: spec.display_name.clone(),
+            settings: settings_of(&self.config, spec, self.kill_switch.on),
+            addr: addr.clone(),
+        });
+        self.services.insert(spec.name.clone(), addr);
+    }
+
+    /// Queue an autostart service: started once its dependencies run, unless
+    /// the kill switch holds it.
+    fn want_started(&mut self, name: &str) {
+        if self.kill_switch.on {
+            self.registry.do_send(ServiceStopped {
+                service: name.to_string(),
+            });
+            self.audit.do_send(
+                Record::new(name, "start", Outcome::Skipped)
+                    .detail("emergency kill switch is on: no autostart"),
+            );
+            self.held_by_kill_switch.push(name.to_string());
+        } else {
+            self.pending.push(name.to_string());
         }
     }
 
@@ -94,27 +178,75 @@ impl Manager {
     }
 
     fn boot(&mut self) {
-        for spec in &self.config.services {
-            if !spec.autostart {
-                self.registry.do_send(ServiceStopped {
-                    service: spec.name.clone(),
-                });
-            } else if self.kill_switch {
-                self.registry.do_send(ServiceStopped {
-                    service: spec.name.clone(),
-                });
-                self.audit.do_send(
-                    Record::new(&spec.name, "start", Outcome::Skipped)
-                        .detail("emergency kill switch is on: no autostart"),
-                );
+        let config = self.config.clone();
+        for spec in &config.services {
+            self.spawn_service(spec);
+            if spec.autostart {
+                self.want_started(&spec.name);
             } else {
-                self.pending.push(spec.name.clone());
+                self.registry.do_send(ServiceStopped {
+                    service: spec.name.clone(),
+                });
             }
         }
-        if self.kill_switch {
+        if self.kill_switch.on {
             warn!(target: TARGET, "emergency kill switch is on: nothing is started or restarted automatically");
         }
         self.start_ready();
+    }
+
+    /// `kill-switch on|off|clear`: keep the setting in the data folder (or
+    /// forget it), and make every actor act on the new effective value.
+    fn set_kill_switch(&mut self, mode: KillSwitchMode) -> Result<String, String> {
+        let written = match mode {
+            KillSwitchMode::On | KillSwitchMode::Off => {
+                let file = crate::supervisor::KillSwitchFile {
+                    on: mode == KillSwitchMode::On,
+                };
+                let bytes = serde_json::to_vec(&file).unwrap_or_default();
+                persist::write_atomic(&self.paths.kill_switch, &bytes)
+            }
+            KillSwitchMode::Clear => match std::fs::remove_file(&self.paths.kill_switch) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        };
+        written.map_err(|e| format!("cannot write {}: {e}", self.paths.kill_switch.display()))?;
+        let new = match mode {
+            KillSwitchMode::On => KillSwitch {
+                on: true,
+                source: KillSwitchSource::Runtime,
+            },
+            KillSwitchMode::Off => KillSwitch {
+                on: false,
+                source: KillSwitchSource::Runtime,
+            },
+            KillSwitchMode::Clear => KillSwitch {
+                on: self.config.safety.emergency_kill_switch,
+                source: KillSwitchSource::Config,
+            },
+        };
+        self.apply_kill_switch(new);
+        Ok(format!(
+            "kill switch {} ({})",
+            if new.on { "ON" } else { "OFF" },
+            match new.source {
+                KillSwitchSource::Runtime => "run-time setting, kept across restarts",
+                KillSwitchSource::Config => "config value",
+            }
+        ))
+    }
+
+    fn apply_kill_switch(&mut self, new: KillSwitch) {
+        let was_on = self.kill_switch.on;
+        self.kill_switch = new;
+        self.recovery.do_send(SetKillSwitch(new.on));
+        self.registry.do_send(KillSwitchChanged(new));
+        if was_on && !new.on {
+            let held = std::mem::take(&mut self.held_by_kill_switch);
+            self.pending.extend(held);
+            self.start_ready();
+        }
     }
 
     /// Services grouped for shutdown: dependents before their dependencies.
@@ -154,7 +286,6 @@ impl Manager {
         &mut self,
         action: ManualAction,
         names: Vec<String>,
-        ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, ControlResponse> {
         let verb = match action {
             ManualAction::Start => "start",
@@ -162,7 +293,6 @@ impl Manager {
             ManualAction::Restart => "restart",
             ManualAction::Recover => "recover",
         };
-        let _ = ctx;
         if names.is_empty() {
             return Box::pin(fut::ready(ControlResponse::error(
                 ErrorCode::BadRequest,
@@ -189,9 +319,8 @@ impl Manager {
         let mut calls = vec![];
         for name in &names {
             let addr = self.services[name].clone();
-            if action == ManualAction::Stop {
-                self.pending.retain(|p| p != name);
-            }
+            self.pending.retain(|p| p != name);
+            self.held_by_kill_switch.retain(|p| p != name);
             self.recovery.do_send(Manual {
                 service: name.clone(),
                 action,
@@ -235,9 +364,15 @@ impl Manager {
                         Ok(pid) => ActionOutcome {
                             service: service.clone(),
                             ok: true,
-                            message: match (verb, pid) {
-                                ("stop", _) => "stopped".to_string(),
-                                (_, Some(pid)) => format!("{verb} done (PID: {pid})"),
+                            message: match (action, pid) {
+                                (ManualAction::Stop, _) => "stopped".to_string(),
+                                (ManualAction::Start, Some(pid)) => format!("started (PID: {pid})"),
+                                (ManualAction::Restart, Some(pid)) => {
+                                    format!("restarted (PID: {pid})")
+                                }
+                                (ManualAction::Recover, Some(pid)) => {
+                                    format!("recovered (PID: {pid})")
+                                }
                                 (_, None) => format!("{verb} scheduled"),
                             },
                             pid,
@@ -306,10 +441,38 @@ impl Handler<Command> for Manager {
             )));
         }
         match m.0 {
-            ControlRequest::Start { services } => self.act(ManualAction::Start, services, ctx),
-            ControlRequest::Stop { services } => self.act(ManualAction::Stop, services, ctx),
-            ControlRequest::Restart { services } => self.act(ManualAction::Restart, services, ctx),
-            ControlRequest::Recover { services } => self.act(ManualAction::Recover, services, ctx),
+            ControlRequest::Start { services } => self.act(ManualAction::Start, services),
+            ControlRequest::Stop { services } => self.act(ManualAction::Stop, services),
+            ControlRequest::Restart { services } => self.act(ManualAction::Restart, services),
+            ControlRequest::Recover { services } => self.act(ManualAction::Recover, services),
+            ControlRequest::Reload => Box::pin(fut::ready(self.reload())),
+            ControlRequest::KillSwitch { mode } => {
+                let (ok, message) = match self.set_kill_switch(mode) {
+                    Ok(m) => (true, m),
+                    Err(m) => (false, m),
+                };
+                self.audit.do_send(
+                    Record::new(
+                        "manager",
+                        "kill_switch",
+                        if ok {
+                            Outcome::Success
+                        } else {
+                            Outcome::Failure
+                        },
+                    )
+                    .detail(format!("manual command {mode:?}: {message}").to_lowercase()),
+                );
+                Box::pin(fut::ready(ControlResponse::Actions(ActionsReport {
+                    action: "kill_switch".into(),
+                    results: vec![ActionOutcome {
+                        service: "manager".into(),
+                        ok,
+                        message,
+                        pid: None,
+                    }],
+                })))
+            }
             ControlRequest::Shutdown => {
                 ctx.notify(Shutdown {
                     reason: "shutdown requested over the control socket".into(),
@@ -324,6 +487,19 @@ impl Handler<Command> for Manager {
                 "status is answered by the registry",
             ))),
         }
+    }
+}
+
+impl Handler<Reload> for Manager {
+    type Result = MessageResult<Reload>;
+    fn handle(&mut self, _: Reload, _: &mut Context<Self>) -> Self::Result {
+        if self.shutting_down {
+            return MessageResult(ControlResponse::error(
+                ErrorCode::Failed,
+                "the supervisor is shutting down",
+            ));
+        }
+        MessageResult(self.reload())
     }
 }
 

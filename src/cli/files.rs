@@ -1,0 +1,371 @@
+//! The commands that read the data folder's files directly and work without a
+//! running supervisor: `logs`, `audit`, `escalations`, and `check`, which reads
+//! the config.
+
+use super::{exit, Cli};
+use crate::config::{whitelist, Config};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+/// How often `logs -f` looks for new lines.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// The last `n` lines of `file` (reading backwards in blocks: logs can be big).
+pub fn tail(file: &mut File, n: usize) -> io::Result<Vec<u8>> {
+    let len = file.seek(SeekFrom::End(0))?;
+    if n == 0 {
+        return Ok(vec![]);
+    }
+    let mut pos = len;
+    let mut buf: Vec<u8> = vec![];
+    const BLOCK: u64 = 64 * 1024;
+    loop {
+        let newlines = buf.iter().filter(|b| **b == b'\n').count();
+        // A trailing newline ends the last line; it does not start a new one.
+        let needed = if buf.last() == Some(&b'\n') { n + 1 } else { n };
+        if newlines >= needed || pos == 0 {
+            break;
+        }
+        let step = BLOCK.min(pos);
+        pos -= step;
+        file.seek(SeekFrom::Start(pos))?;
+        let mut chunk = vec![0; step as usize];
+        file.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+    }
+    let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
+    let start = body
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n - 1)
+        .map(|(i, _)| i + 1)
+        .unwrap_or(0);
+    file.seek(SeekFrom::Start(len))?;
+    Ok(buf[start..].to_vec())
+}
+
+/// Whether `name` is a configured service, when the config can be read.
+fn configured(cli: &Cli, name: &str) -> Option<bool> {
+    Config::load(&cli.config)
+        .ok()
+        .map(|c| c.service(name).is_some())
+}
+
+pub fn logs(cli: &Cli, service: &str, n: usize, follow: bool) -> i32 {
+    let path = cli.paths().service_log(service);
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            if configured(cli, service) == Some(false) {
+                eprintln!("❌ unknown service: {service}");
+                return exit::UNKNOWN_SERVICE;
+            }
+            eprintln!("❌ no log for {service} at {} ({e})", path.display());
+            return exit::FAILED;
+        }
+    };
+    let mut out = io::stdout().lock();
+    match tail(&mut file, n) {
+        Ok(bytes) => {
+            if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
+                return exit::OK;
+            }
+        }
+        Err(e) => {
+            eprintln!("❌ cannot read {}: {e}", path.display());
+            return exit::FAILED;
+        }
+    }
+    if follow {
+        follow_file(&path, file, &mut out);
+    }
+    exit::OK
+}
+
+/// Print what is appended to `path` until the reader goes away; when the file
+/// is rotated (renamed or truncated), finish the old one and go on with the new.
+fn follow_file(path: &Path, mut file: File, out: &mut impl Write) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => {
+                    if out.write_all(&buf[..k]).and_then(|_| out.flush()).is_err() {
+                        return; // stdout closed
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        std::thread::sleep(FOLLOW_POLL);
+        let ours = file.metadata().ok();
+        let now = std::fs::metadata(path).ok();
+        let pos = file.stream_position().unwrap_or(0);
+        match (ours, now) {
+            (Some(a), Some(b)) if a.ino() != b.ino() || b.len() < pos => {
+                // Rotated: read what is left of the old file, then switch.
+                loop {
+                    match file.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => {
+                            if out.write_all(&buf[..k]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                if let Ok(f) = File::open(path) {
+                    file = f;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One audit line, parsed.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct AuditLine {
+    pub time: String,
+    pub service: String,
+    pub action: String,
+    pub result: String,
+    pub duration_ms: u64,
+    pub detail: Option<String>,
+}
+
+pub fn parse_audit_line(line: &str) -> Option<AuditLine> {
+    let mut parts = line.splitn(6, " | ");
+    let time = parts.next()?.to_string();
+    let service = parts.next()?.to_string();
+    let action = parts.next()?.to_string();
+    let result = parts.next()?.to_string();
+    let duration_ms = parts.next()?.strip_suffix("ms")?.parse().ok()?;
+    let detail = parts.next().map(str::to_string);
+    Some(AuditLine {
+        time,
+        service,
+        action,
+        result,
+        duration_ms,
+        detail,
+    })
+}
+
+pub fn audit(cli: &Cli, service: Option<&str>, n: usize) -> i32 {
+    let path = cli.paths().audit;
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if cli.json {
+                println!("[]");
+            } else {
+                eprintln!("no audit trail yet at {}", path.display());
+            }
+            return exit::OK;
+        }
+        Err(e) => {
+            eprintln!("❌ cannot read {}: {e}", path.display());
+            return exit::FAILED;
+        }
+    };
+    let mut lines: Vec<String> = BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| match service {
+            Some(s) => l.split(" | ").nth(1) == Some(s),
+            None => true,
+        })
+        .collect();
+    if lines.len() > n {
+        lines.drain(..lines.len() - n);
+    }
+    if cli.json {
+        let parsed: Vec<AuditLine> = lines.iter().filter_map(|l| parse_audit_line(l)).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&parsed).unwrap_or_default()
+        );
+    } else {
+        for l in lines {
+            println!("{l}");
+        }
+    }
+    exit::OK
+}
+
+/// One escalation block, parsed.
+#[derive(Debug, Serialize, Default)]
+pub struct EscalationBlock {
+    pub service: String,
+    pub consecutive_failures: String,
+    pub restart_attempts: String,
+    pub last_error: String,
+    pub reason: String,
+    pub time: String,
+}
+
+pub fn parse_escalations(text: &str) -> Vec<EscalationBlock> {
+    let mut blocks = vec![];
+    let mut current: Option<EscalationBlock> = None;
+    for line in text.lines() {
+        if line.contains("ESCALATION REQUIRED") {
+            if let Some(b) = current.take() {
+                blocks.push(b);
+            }
+            current = Some(EscalationBlock::default());
+            continue;
+        }
+        let Some(b) = current.as_mut() else { continue };
+        if let Some((k, v)) = line.split_once(": ") {
+            let v = v.to_string();
+            match k {
+                "Service" => b.service = v,
+                "Consecutive Failures" => b.consecutive_failures = v,
+                "Restart Attempts" => b.restart_attempts = v,
+                "Last Error" => b.last_error = v,
+                "Reason" => b.reason = v,
+                "Time" => b.time = v,
+                _ => {}
+            }
+        } else if line.starts_with("=====") {
+            if let Some(b) = current.take() {
+                blocks.push(b);
+            }
+        }
+    }
+    blocks.extend(current);
+    blocks
+}
+
+pub fn escalations(cli: &Cli) -> i32 {
+    let path = cli.paths().escalations;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            eprintln!("❌ cannot read {}: {e}", path.display());
+            return exit::FAILED;
+        }
+    };
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&parse_escalations(&text)).unwrap_or_default()
+        );
+    } else if text.is_empty() {
+        println!("No escalations.");
+    } else {
+        print!("{text}");
+    }
+    exit::OK
+}
+
+pub fn check(cli: &Cli, init_whitelist: bool) -> i32 {
+    if init_whitelist {
+        return match whitelist::init_whitelist(&cli.config) {
+            Ok(path) => {
+                println!("✅ wrote {}", path.display());
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("❌ {e}");
+                exit::FAILED
+            }
+        };
+    }
+    match Config::load(&cli.config) {
+        Ok(c) => {
+            if cli.json {
+                let v = serde_json::json!({
+                    "ok": true,
+                    "config": c.path,
+                    "whitelist": c.whitelist_path,
+                    "services": c.services.iter().map(|s| &s.name).collect::<Vec<_>>(),
+                    "enabled": c.enabled,
+                });
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                println!(
+                    "✅ {} is valid: {} services; whitelist {}",
+                    c.path.display(),
+                    c.services.len(),
+                    c.whitelist_path.display()
+                );
+                for s in &c.services {
+                    println!("  {} → {}", s.name, s.program.display());
+                }
+                if !c.enabled {
+                    println!("  (\"enabled\": false: `start` will not start anything)");
+                }
+            }
+            exit::OK
+        }
+        Err(e) => {
+            if cli.json {
+                let v = serde_json::json!({"ok": false, "error": e.to_string()});
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                eprintln!("❌ {e}");
+            }
+            exit::FAILED
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail_of(text: &str, n: usize) -> String {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.log");
+        std::fs::write(&p, text).unwrap();
+        let mut f = File::open(&p).unwrap();
+        String::from_utf8(tail(&mut f, n).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn tail_takes_the_last_lines() {
+        assert_eq!(tail_of("a\nb\nc\n", 2), "b\nc\n");
+        assert_eq!(tail_of("a\nb\nc", 2), "b\nc");
+        assert_eq!(tail_of("a\nb\n", 10), "a\nb\n");
+        assert_eq!(tail_of("", 3), "");
+        assert_eq!(tail_of("a\n", 0), "");
+    }
+
+    #[test]
+    fn tail_crosses_blocks() {
+        let text: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(tail_of(&text, 2), "line 99998\nline 99999\n");
+    }
+
+    #[test]
+    fn audit_lines_parse() {
+        let l = parse_audit_line(
+            "2025-10-09T12:00:00.000Z | producer | start | SUCCESS | 2345ms | pid 4 | x",
+        )
+        .unwrap();
+        assert_eq!(l.duration_ms, 2345);
+        assert_eq!(l.detail.as_deref(), Some("pid 4 | x"));
+        assert!(parse_audit_line("garbage").is_none());
+    }
+
+    #[test]
+    fn escalation_blocks_parse() {
+        let text = "🚨 ===== ESCALATION REQUIRED =====\nService: a\nLast Error: x: y\n=====\n\
+                    🚨 ===== ESCALATION REQUIRED =====\nService: b\n=====\n";
+        let b = parse_escalations(text);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].last_error, "x: y");
+        assert_eq!(b[1].service, "b");
+    }
+}
