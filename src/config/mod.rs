@@ -12,6 +12,8 @@
 
 mod duration;
 mod endpoint;
+mod http;
+mod notify;
 mod order;
 mod parse;
 mod program;
@@ -51,6 +53,8 @@ pub struct Config {
     pub monitoring: Monitoring,
     pub safety: Safety,
     pub notifications: Option<Notifications>,
+    /// The dashboard, HTTP API and metrics listener; `None` (the default): off.
+    pub http: Option<HttpSettings>,
     /// `<folder of config file>/commands-whitelist.json`, absolute.
     pub whitelist_path: PathBuf,
 }
@@ -156,6 +160,46 @@ pub struct Notifications {
     pub command: Option<Vec<String>>,
     /// `command[0]` resolved (relative paths from the root).
     pub command_program: Option<PathBuf>,
+    /// The webhook's body: the alert as JSON, or Slack's `{"text": ...}`.
+    pub format: NotifyFormat,
+    /// Further attempts after a failed send (each one audited).
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub retry_backoff: Duration,
+    /// Bound on one send (webhook request or command run).
+    pub timeout: Duration,
+    /// Alerts waiting per sink; when full, the oldest is dropped (and audited).
+    pub queue_size: usize,
+}
+
+/// `notifications.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NotifyFormat {
+    /// The alert object itself.
+    #[default]
+    Json,
+    /// `{"text": "<one line>"}`, what a Slack incoming webhook takes.
+    Slack,
+}
+
+/// The `http` key: where the dashboard, the HTTP API and `/metrics` listen.
+#[derive(Clone, PartialEq)]
+pub struct HttpSettings {
+    /// A loopback address unless `token` is set.
+    pub listen: std::net::SocketAddr,
+    /// When set, mutating requests (and every API request on a non-loopback
+    /// address) need `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for HttpSettings {
+    /// The token is a secret: never in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Why a config or whitelist was refused: the full operator-facing message, which

@@ -23,6 +23,7 @@ pub(crate) struct RawConfig {
     pub monitoring: Option<Object<RawMonitoring>>,
     pub safety: Option<Object<RawSafety>>,
     pub notifications: Option<Object<RawNotifications>>,
+    pub http: Option<Object<RawHttp>>,
 }
 
 /// The `ai_dawg` object: the services, keyed by name, in file order.
@@ -83,6 +84,24 @@ pub(crate) struct RawSafety {
 pub(crate) struct RawNotifications {
     pub webhook_url: Option<String>,
     pub command: Option<Vec<String>>,
+    /// `"json"` (default) or `"slack"` (`{"text": ...}`) for the webhook body.
+    pub format: Option<String>,
+    /// Further attempts after a failed send.
+    pub retries: Option<u32>,
+    pub retry_backoff: Option<HumanDuration>,
+    pub retry_backoff_seconds: Option<Seconds>,
+    pub timeout: Option<HumanDuration>,
+    pub timeout_seconds: Option<Seconds>,
+    /// Alerts waiting per sink before the oldest is dropped.
+    pub queue_size: Option<usize>,
+}
+
+/// The optional `http` object: the dashboard, API and metrics listener.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttp {
+    pub listen: Option<String>,
+    pub token: Option<String>,
 }
 
 /// A JSON object deserialized as `T`, and nothing else.
@@ -107,7 +126,7 @@ pub(crate) trait Expecting {
 
 impl Expecting for RawConfig {
     const WHAT: &'static str =
-        "an object with the keys enabled, ai_dawg, monitoring, safety, notifications";
+        "an object with the keys enabled, ai_dawg, monitoring, safety, notifications, http";
 }
 impl Expecting for RawAiDawg {
     const WHAT: &'static str = "an object {\"services\": {...}}";
@@ -124,7 +143,11 @@ impl Expecting for RawSafety {
         max_consecutive_failures_before_escalation, kill_port_conflicts)";
 }
 impl Expecting for RawNotifications {
-    const WHAT: &'static str = "a notifications object (webhook_url, command)";
+    const WHAT: &'static str =
+        "a notifications object (webhook_url, command, format, retries, retry_backoff, ...)";
+}
+impl Expecting for RawHttp {
+    const WHAT: &'static str = "an http object (listen, token)";
 }
 
 /// A duration written as a humantime string (`"500ms"`, `"1m 30s"`), unparsed.

@@ -1,7 +1,8 @@
 //! Semantic validation: from the raw serde shapes to a `Config`, collecting every
-//! problem instead of stopping at the first.
+//! problem instead of stopping at the first (`notify.rs` and `http.rs` build
+//! the `notifications` and `http` keys).
 //!
-//! Owns the global parts (monitoring defaults, safety, notifications, duplicate
+//! Owns the global parts (monitoring defaults, safety, duplicate
 //! ports, unknown dependencies, cycles) and the way problems are rendered; one
 //! service is built in `service.rs`. Every problem carries the key path it is
 //! about, so the operator can find it in the file.
@@ -9,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use super::duration::DurationKey;
-use super::raw::{RawConfig, RawMonitoring, RawNotifications, RawSafety, RawService};
-use super::{endpoint, order, service, Config, ConfigError, Monitoring, Notifications, Safety};
+use super::raw::{RawConfig, RawMonitoring, RawSafety, RawService};
+use super::{http, notify, order, service, Config, ConfigError, Monitoring, Safety};
 
 /// Problems found so far, each with its key path.
 #[derive(Debug, Default)]
@@ -90,7 +91,8 @@ pub(crate) fn build(
     let safety = safety(raw.safety.map(|s| s.0).unwrap_or_default(), &mut problems);
     let notifications = raw
         .notifications
-        .map(|n| notifications(n.0, &root, &mut problems, &mut programs));
+        .map(|n| notify::build(n.0, &root, &mut problems, &mut programs));
+    let http = raw.http.and_then(|h| http::build(h.0, &mut problems));
 
     let raw_services: Vec<(String, RawService)> = raw
         .ai_dawg
@@ -126,6 +128,7 @@ pub(crate) fn build(
             monitoring,
             safety,
             notifications: notifications.flatten(),
+            http,
             whitelist_path,
         });
     Built {
@@ -222,35 +225,6 @@ fn safety(raw: RawSafety, problems: &mut Problems) -> Safety {
             .kill_port_conflicts
             .unwrap_or(defaults.kill_port_conflicts),
     }
-}
-
-/// `None` when the notification command is unusable (a problem is recorded).
-fn notifications(
-    raw: RawNotifications,
-    root: &Path,
-    problems: &mut Problems,
-    programs: &mut Vec<ProgramUse>,
-) -> Option<Notifications> {
-    if let Some(url) = &raw.webhook_url {
-        if let Err(e) = endpoint::check_webhook_url(url) {
-            problems.push("notifications.webhook_url", e);
-        }
-    }
-    let command_program = match &raw.command {
-        None => None,
-        Some(argv) => Some(service::program(
-            argv,
-            "notifications.command",
-            root,
-            problems,
-            programs,
-        )?),
-    };
-    Some(Notifications {
-        webhook_url: raw.webhook_url,
-        command: raw.command,
-        command_program,
-    })
 }
 
 fn check_ports(services: &[(String, RawService)], problems: &mut Problems) {

@@ -3,8 +3,9 @@
 //!
 //! `load.rs`: what loads and what it means; `refusals.rs`: files refused while
 //! parsing; `problems.rs`: configs refused for what they mean; `whitelist.rs`: the
-//! whitelist and `--init-whitelist`.
+//! whitelist and `--init-whitelist`; `http.rs`: the `http` key and alert delivery.
 
+mod http;
 mod load;
 mod problems;
 mod refusals;

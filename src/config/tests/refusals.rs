@@ -30,8 +30,8 @@ fn unknown_keys_are_refused_at_every_level_with_their_key_path() {
             "ai_dawg.services.producer.prot: unknown field `prot`, expected one of",
         ),
         (
-            json!({"ai_dawg": {"services": {}}, "http": {}}),
-            "unknown field `http`",
+            json!({"ai_dawg": {"services": {}}, "dashboard": {}}),
+            "unknown field `dashboard`",
         ),
         (
             json!({"ai_dawg": {"services": {}, "extra": 1}}),
