@@ -1,10 +1,13 @@
 //! The control protocol between the CLI and the running supervisor: one
 //! [`ControlRequest`] per connection, one [`ControlResponse`] back, each a
-//! single line of JSON on `data/manager.sock`.
+//! single line of JSON on `data/manager.sock`. The one exception is
+//! [`ControlRequest::Events`]: its connection stays open and carries one
+//! [`ControlResponse::Event`] line per event until the client goes away.
+//! The HTTP API (`crate::http`) carries the same requests and responses.
 //!
 //! Shared by the server and the client; nothing here knows about actix.
 
-use crate::model::{KillSwitch, ServiceRecord, Summary};
+use crate::model::{Event, KillSwitch, ServiceRecord, Summary};
 use serde::{Deserialize, Serialize};
 
 /// Longest request line the server reads; anything longer is refused.
@@ -34,6 +37,12 @@ pub enum ControlRequest {
     KillSwitch { mode: KillSwitchMode },
     /// Stop every service (reverse dependency order) and the supervisor.
     Shutdown,
+    /// Stream every event of these services (all when empty) as it happens,
+    /// one `ControlResponse::Event` line each, until the client hangs up.
+    Events {
+        #[serde(default)]
+        services: Vec<String>,
+    },
 }
 
 /// `kill-switch on|off|clear`.
@@ -60,6 +69,7 @@ impl ControlRequest {
             ControlRequest::Reload => "reload",
             ControlRequest::KillSwitch { .. } => "kill_switch",
             ControlRequest::Shutdown => "shutdown",
+            ControlRequest::Events { .. } => "events",
         }
     }
 }
@@ -71,6 +81,8 @@ pub enum ControlResponse {
     Status(StatusReport),
     Actions(ActionsReport),
     Error(ErrorReport),
+    /// One line of an `events` stream.
+    Event(Event),
 }
 
 /// `status`: SPEC §6's `status --json` shape.
@@ -165,6 +177,29 @@ mod tests {
             decode_request(br#"{"command":"status"}"#).unwrap(),
             ControlRequest::Status { services: vec![] }
         );
+        assert_eq!(
+            decode_request(br#"{"command":"events"}"#).unwrap(),
+            ControlRequest::Events { services: vec![] }
+        );
+    }
+
+    #[test]
+    fn an_event_line_carries_the_event_flat() {
+        let line = encode_line(&ControlResponse::Event(crate::model::Event {
+            at_ms: 1,
+            service: "a".into(),
+            kind: crate::model::EventKind::Status {
+                from: crate::model::ServiceStatus::Running,
+                to: crate::model::ServiceStatus::Unhealthy,
+            },
+        }));
+        let text = String::from_utf8(line).unwrap();
+        assert_eq!(
+            text,
+            "{\"event\":{\"at_ms\":1,\"service\":\"a\",\"event\":\"status\",\"from\":\"running\",\"to\":\"unhealthy\"}}\n"
+        );
+        let back: ControlResponse = serde_json::from_str(&text).unwrap();
+        assert!(matches!(back, ControlResponse::Event(e) if e.service == "a"));
     }
 
     #[test]

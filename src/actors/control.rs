@@ -1,11 +1,15 @@
 //! The ControlServer actor: accepts connections on `data/manager.sock` (mode
 //! 0600, and only from our own uid or root, checked with the peer's
 //! credentials), reads one request line, hands it to the Registry (status) or
-//! the Manager (everything else), and writes one answer line.
+//! the Manager (everything else), and writes one answer line. [`answer`] is
+//! that dispatch, shared with the HTTP API (`crate::http`): one protocol, two
+//! transports. An `events` request instead keeps its connection and streams
+//! one event line at a time until the client hangs up (see [`stream_events`]).
 //!
 //! Each connection is its own task, bounded in size and time, so a silent or
 //! hostile client never holds up anyone else.
 
+use super::event_tap::subscribe;
 use super::manager::{Command, Manager};
 use super::registry::{GetStatus, Registry};
 use crate::protocol::{
@@ -91,7 +95,9 @@ async fn read_request(stream: &mut UnixStream) -> Result<ControlRequest, String>
     decode_request(&line)
 }
 
-async fn answer(
+/// The answer to one request, whichever transport carried it. `events` is a
+/// stream, not an answer: each transport serves it itself.
+pub async fn answer(
     req: ControlRequest,
     manager: Addr<Manager>,
     registry: Addr<Registry>,
@@ -105,6 +111,10 @@ async fn answer(
             ),
             Err(e) => ControlResponse::error(ErrorCode::Failed, e.to_string()),
         },
+        ControlRequest::Events { .. } => ControlResponse::error(
+            ErrorCode::BadRequest,
+            "events is a stream: ask for it on its own connection",
+        ),
         other => manager
             .send(Command(other))
             .await
@@ -120,6 +130,9 @@ async fn serve(mut stream: UnixStream, manager: Addr<Manager>, registry: Addr<Re
         )
     } else {
         match read_request(&mut stream).await {
+            Ok(ControlRequest::Events { services }) => {
+                return stream_events(stream, registry, services).await;
+            }
             Ok(req) => {
                 debug!(target: TARGET, "request {req:?}");
                 answer(req, manager, registry).await
@@ -133,4 +146,56 @@ async fn serve(mut stream: UnixStream, manager: Addr<Manager>, registry: Addr<Re
         let _ = stream.shutdown().await;
     })
     .await;
+}
+
+/// Serve an `events` request: check the names, then write one
+/// `ControlResponse::Event` line per event until the client hangs up (noticed
+/// at once: its end of the socket is read too) or falls too far behind.
+async fn stream_events(mut stream: UnixStream, registry: Addr<Registry>, services: Vec<String>) {
+    if !services.is_empty() {
+        if let Ok(Err(unknown)) = registry
+            .send(GetStatus {
+                services: services.clone(),
+            })
+            .await
+        {
+            let line = encode_line(&ControlResponse::error(
+                ErrorCode::UnknownService,
+                format!("unknown service: {}", unknown.join(", ")),
+            ));
+            let _ = stream.write_all(&line).await;
+            return;
+        }
+    }
+    debug!(target: TARGET, "events stream opened");
+    let mut events = subscribe(registry, services);
+    let (mut read, mut write) = stream.split();
+    let mut scratch = [0u8; 256];
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else {
+                    let _ = write.write_all(&encode_line(&ControlResponse::error(
+                        ErrorCode::Failed,
+                        "event stream ended: the client fell behind or the supervisor is stopping",
+                    ))).await;
+                    break;
+                };
+                let mut lines = encode_line(&ControlResponse::Event((*event).clone()));
+                // Whatever else is already waiting goes out in the same write.
+                while let Ok(more) = events.try_recv() {
+                    lines.extend(encode_line(&ControlResponse::Event((*more).clone())));
+                }
+                if write.write_all(&lines).await.is_err() {
+                    break;
+                }
+            }
+            read = read.read(&mut scratch) => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    break; // the client hung up
+                }
+            }
+        }
+    }
+    debug!(target: TARGET, "events stream closed");
 }

@@ -14,9 +14,12 @@
 //! | `GetStatus` | ControlServer → Registry | report | `status` |
 //! | `Command` | ControlServer → Manager | response | every other control request |
 //! | `Shutdown` | signal handler, Manager → Manager | – | SIGTERM/SIGINT, `shutdown` |
+//! | `SubscribeEvents`, `UnsubscribeEvents` | EventTap → Registry | – | follow every event; stop |
+//! | `Published` | Registry → subscribers | – | an event (status, health, started, exited) |
 
 pub mod audit;
 pub mod control;
+pub mod event_tap;
 pub mod manager;
 pub mod recovery;
 pub mod registry;

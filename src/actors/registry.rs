@@ -112,6 +112,12 @@ pub struct StatusChanged {
 #[rtype(result = "()")]
 pub struct SubscribeEvents(pub Recipient<Published>);
 
+/// Stop being told of events (a client of the event stream went away).
+/// Subscribers whose actor has stopped are dropped anyway at the next event.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnsubscribeEvents(pub Recipient<Published>);
+
 /// An event, sent to event subscribers.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
@@ -209,7 +215,8 @@ impl Registry {
         }
     }
 
-    fn publish(&self, service: &str, kind: EventKind) {
+    fn publish(&mut self, service: &str, kind: EventKind) {
+        self.event_subscribers.retain(|s| s.connected());
         if self.event_subscribers.is_empty() {
             return;
         }
@@ -455,6 +462,13 @@ impl Handler<SubscribeEvents> for Registry {
     type Result = ();
     fn handle(&mut self, m: SubscribeEvents, _: &mut Context<Self>) {
         self.event_subscribers.push(m.0);
+    }
+}
+
+impl Handler<UnsubscribeEvents> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: UnsubscribeEvents, _: &mut Context<Self>) {
+        self.event_subscribers.retain(|s| *s != m.0);
     }
 }
 

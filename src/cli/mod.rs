@@ -3,6 +3,7 @@
 //! control socket (or, for a stale `status`, a reader of the state file).
 
 pub mod client;
+pub mod events;
 pub mod explain;
 pub mod files;
 pub mod render;
@@ -30,6 +31,7 @@ pub mod exit {
 ///   ai-dawg-manager status                summary of every service
 ///   ai-dawg-manager restart producer      graceful restart, not counted as a failure
 ///   ai-dawg-manager recover producer      clear an escalation and start again
+///   ai-dawg-manager events --json         follow every state change, one JSON line each
 #[derive(Parser, Debug)]
 #[command(name = "ai-dawg-manager", version, verbatim_doc_comment)]
 pub struct Cli {
@@ -114,6 +116,14 @@ pub enum Command {
     },
     /// Stop all services (dependents first) and the supervisor.
     Shutdown,
+    /// Print events as they happen (status changes, starts, exits, failed checks),
+    /// until Ctrl-C; with --json every event, health checks included, one JSON line each.
+    ///
+    /// Human form: `<time> <service> <from> -> <to>`, `<time> <service> started pid N (restart)`.
+    Events {
+        /// Only these services (all when none named).
+        services: Vec<String>,
+    },
     /// Run the built-in demo service (used by the shipped config and the tests).
     #[command(hide = true)]
     DemoService(DemoOptions),
@@ -189,6 +199,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Audit { service, lines } => return files::audit(&cli, service.as_deref(), *lines),
         Command::Escalations => return files::escalations(&cli),
         Command::Check { init_whitelist } => return files::check(&cli, *init_whitelist),
+        Command::Events { services } => return events::follow(&cli, services),
     };
     let paths = cli.paths();
     match client::ask(&paths.socket, &request) {
@@ -221,6 +232,7 @@ fn show(cli: &Cli, response: &ControlResponse) -> i32 {
             ErrorCode::BadRequest => exit::USAGE,
             ErrorCode::Failed => exit::FAILED,
         },
+        ControlResponse::Event(_) => exit::OK,
     };
     if cli.json {
         let body = match response {
@@ -229,6 +241,7 @@ fn show(cli: &Cli, response: &ControlResponse) -> i32 {
             ControlResponse::Error(e) => {
                 serde_json::to_string_pretty(&serde_json::json!({ "error": e }))
             }
+            ControlResponse::Event(e) => serde_json::to_string(e),
         };
         println!("{}", body.unwrap_or_default());
     } else {
@@ -241,6 +254,7 @@ fn show(cli: &Cli, response: &ControlResponse) -> i32 {
             },
             ControlResponse::Actions(a) => print!("{}", render::actions(a)),
             ControlResponse::Error(e) => eprintln!("❌ {}", e.message),
+            ControlResponse::Event(e) => println!("{}", events::human(e)),
         }
     }
     code

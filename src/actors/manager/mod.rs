@@ -486,6 +486,10 @@ impl Handler<Command> for Manager {
                 ErrorCode::BadRequest,
                 "status is answered by the registry",
             ))),
+            ControlRequest::Events { .. } => Box::pin(fut::ready(ControlResponse::error(
+                ErrorCode::BadRequest,
+                "events is streamed by the control server",
+            ))),
         }
     }
 }
