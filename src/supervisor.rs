@@ -5,8 +5,9 @@
 use crate::actors::audit::{Audit, Outcome, Record};
 use crate::actors::control::ControlServer;
 use crate::actors::manager::{limits_of, Manager, Reload, Shutdown};
+use crate::actors::notifier::Notifier;
 use crate::actors::recovery::Recovery;
-use crate::actors::registry::Registry;
+use crate::actors::registry::{Registry, SubscribeEvents};
 use crate::config::{Config, ServiceSpec};
 use crate::model::{KillSwitch, KillSwitchSource, ServiceRecord};
 use crate::paths::DataPaths;
@@ -190,12 +191,21 @@ fn wire(
     kill_switch: KillSwitch,
     listener: std::os::unix::net::UnixListener,
 ) {
-    let audit = Audit::new(
-        paths.audit.clone(),
-        paths.escalations.clone(),
-        config.notifications.clone(),
-    )
-    .start();
+    // Audit hands escalations to the Notifier, whose sends Audit records.
+    let mut notifier = None;
+    let audit = Audit::create(|ctx| {
+        let n = config
+            .notifications
+            .as_ref()
+            .and_then(|n| Notifier::new(n, ctx.address().recipient()))
+            .map(Actor::start);
+        notifier.clone_from(&n);
+        Audit::new(
+            paths.audit.clone(),
+            paths.escalations.clone(),
+            n.map(Addr::recipient),
+        )
+    });
     audit.do_send(
         Record::new("manager", "start", Outcome::Success).detail(format!(
             "supervisor pid {} on {} ({} services)",
@@ -221,6 +231,10 @@ fn wire(
         })
         .collect();
     let registry = Registry::new(paths.state.clone(), records, kill_switch).start();
+    if let Some(n) = notifier {
+        // Resolutions: the Notifier sees escalated services come back.
+        registry.do_send(SubscribeEvents(n.recipient()));
+    }
     let recovery = Recovery::new(registry.clone(), audit.clone(), kill_switch.on).start();
 
     let client = awc::Client::builder()

@@ -1,8 +1,9 @@
 //! The Audit actor: the single writer of `data/audit.log` and
-//! `data/escalations.log`, and the sender of escalation notifications, which go
-//! out from here without blocking the actor that raised them (SPEC §3.3, §4.5, §6).
+//! `data/escalations.log`. Escalations are handed on to the Notifier
+//! ([`super::notifier`]), which sends the alerts without blocking anyone
+//! (SPEC §3.3, §4.5, §6).
 
-use crate::config::Notifications;
+use super::notifier::{Alert, Notify};
 use crate::model::now_rfc3339;
 use actix::prelude::*;
 use log::{error, info, warn};
@@ -10,9 +11,7 @@ use serde::Serialize;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 const TARGET: &str = "audit";
 
@@ -117,23 +116,21 @@ pub struct Audit {
     audit_path: PathBuf,
     escalations_path: PathBuf,
     audit: Option<File>,
-    notifications: Option<Notifications>,
-    /// Created in this actor's arbiter (awc clients are not `Send`).
-    client: Option<awc::Client>,
+    /// Where escalation alerts go, when notifications are configured.
+    notifier: Option<Recipient<Notify>>,
 }
 
 impl Audit {
     pub fn new(
         audit_path: PathBuf,
         escalations_path: PathBuf,
-        notifications: Option<Notifications>,
+        notifier: Option<Recipient<Notify>>,
     ) -> Self {
         Audit {
             audit_path,
             escalations_path,
             audit: None,
-            notifications,
-            client: None,
+            notifier,
         }
     }
 
@@ -159,88 +156,6 @@ impl Audit {
         }
     }
 
-    fn notify(&mut self, e: &Escalate, ctx: &mut Context<Self>) {
-        let Some(n) = self.notifications.clone() else {
-            return;
-        };
-        let body = serde_json::to_vec(e).unwrap_or_default();
-        if let Some(url) = n.webhook_url {
-            let client = self
-                .client
-                .get_or_insert_with(|| {
-                    awc::Client::builder()
-                        .timeout(Duration::from_secs(10))
-                        .finish()
-                })
-                .clone();
-            let body = body.clone();
-            let service = e.service.clone();
-            let started = std::time::Instant::now();
-            ctx.spawn(
-                async move {
-                    client
-                        .post(&url)
-                        .insert_header(("Content-Type", "application/json"))
-                        .send_body(body)
-                        .await
-                        .map(|r| r.status())
-                        .map_err(|e| e.to_string())
-                }
-                .into_actor(self)
-                .map(move |res, act, _| {
-                    let (outcome, detail) = match res {
-                        Ok(s) if s.is_success() => {
-                            (Outcome::Success, format!("webhook HTTP {}", s.as_u16()))
-                        }
-                        Ok(s) => (Outcome::Failure, format!("webhook HTTP {}", s.as_u16())),
-                        Err(e) => (Outcome::Failure, format!("webhook: {e}")),
-                    };
-                    act.record(
-                        Record::new(&service, "notify", outcome)
-                            .took(started.elapsed())
-                            .detail(detail),
-                    );
-                }),
-            );
-        }
-        if let (Some(argv), Some(program)) = (n.command, n.command_program) {
-            let service = e.service.clone();
-            let started = std::time::Instant::now();
-            ctx.spawn(
-                async move {
-                    let mut cmd = tokio::process::Command::new(program);
-                    cmd.args(argv.iter().skip(1))
-                        .stdin(Stdio::piped())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .kill_on_drop(true);
-                    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-                    if let Some(mut stdin) = child.stdin.take() {
-                        let _ = stdin.write_all(&body).await;
-                    }
-                    match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
-                        Ok(Ok(s)) if s.success() => Ok(()),
-                        Ok(Ok(s)) => Err(format!("notification command {s}")),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err("notification command timed out after 30s".into()),
-                    }
-                }
-                .into_actor(self)
-                .map(move |res, act, _| {
-                    let (outcome, detail) = match res {
-                        Ok(()) => (Outcome::Success, "command".to_string()),
-                        Err(e) => (Outcome::Failure, e),
-                    };
-                    act.record(
-                        Record::new(&service, "notify", outcome)
-                            .took(started.elapsed())
-                            .detail(detail),
-                    );
-                }),
-            );
-        }
-    }
-
     fn record(&mut self, r: Record) {
         let line = format_line(&now_rfc3339(), &r);
         info!(target: TARGET, "{line}");
@@ -261,7 +176,7 @@ impl Handler<Record> for Audit {
 
 impl Handler<Escalate> for Audit {
     type Result = ();
-    fn handle(&mut self, e: Escalate, ctx: &mut Context<Self>) {
+    fn handle(&mut self, e: Escalate, _: &mut Context<Self>) {
         let block = format_escalation(&e);
         eprint!("{block}");
         warn!(target: TARGET, "escalation raised for {}: {}", e.service, e.reason);
@@ -270,7 +185,9 @@ impl Handler<Escalate> for Audit {
         if let Err(err) = written {
             error!(target: TARGET, "cannot write {}: {err}", self.escalations_path.display());
         }
-        self.notify(&e, ctx);
+        if let Some(notifier) = &self.notifier {
+            notifier.do_send(Notify(Alert::escalation(&e)));
+        }
     }
 }
 

@@ -10,17 +10,19 @@
 //! | `RecoveryChanged` | Recovery → Registry | – | counters or a decided status changed |
 //! | `Manual` | Manager → Recovery | – | a human acted: cancel timers, lift escalation |
 //! | `Record`, `Escalate` | everyone → Audit | – | an operation; an escalation |
+//! | `Notify` | Audit → Notifier | – | an escalation alert to send (resolutions the Notifier finds itself) |
 //! | `StatusChanged` | Registry → Manager | – | a status changed (dependency order) |
 //! | `GetStatus` | ControlServer → Registry | report | `status` |
 //! | `Command` | ControlServer → Manager | response | every other control request |
 //! | `Shutdown` | signal handler, Manager → Manager | – | SIGTERM/SIGINT, `shutdown` |
-//! | `SubscribeEvents`, `UnsubscribeEvents` | EventTap → Registry | – | follow every event; stop |
+//! | `SubscribeEvents`, `UnsubscribeEvents` | EventTap, Notifier → Registry | – | follow every event; stop |
 //! | `Published` | Registry → subscribers | – | an event (status, health, started, exited) |
 
 pub mod audit;
 pub mod control;
 pub mod event_tap;
 pub mod manager;
+pub mod notifier;
 pub mod recovery;
 pub mod registry;
 pub mod service;
