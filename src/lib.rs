@@ -15,6 +15,7 @@
 //! | [`paths`] | where each file of §2 lives | §2 |
 //! | [`protocol`] | control requests and responses (shared with the CLI) | §5 |
 //! | [`cli`] | the clap commands, socket client, human rendering | §5, §6 |
+//! | [`http`] | dashboard, HTTP API, Server-Sent Events, Prometheus metrics (key `http`) | – |
 //! | [`supervisor`] | `start`: claim the data folder, wire the actors, run | §1, §4.8 |
 //! | [`demo_service`] | the demo service of the shipped config and the tests | – |
 //!
@@ -25,12 +26,16 @@
 //! service actor or raises an escalation through **Audit** (the single writer
 //! of `audit.log` and `escalations.log`). The **Manager** starts services in
 //! dependency order and runs the shutdown; the **ControlServer** answers the CLI
-//! on `data/manager.sock`. The message table is in [`actors`].
+//! on `data/manager.sock`. The **Notifier** sends escalation and resolution
+//! alerts; optional HTTP routes ([`http`]) serve the dashboard, the same
+//! requests as the socket, the event stream and metrics. The message table is
+//! in [`actors`].
 
 pub mod actors;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod http;
 pub mod model;
 pub mod paths;
 pub mod persist;

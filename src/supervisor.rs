@@ -32,6 +32,11 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Lock(#[from] persist::LockError),
+    #[error("cannot listen on {addr} (http.listen): {source}; choose another port or stop what holds it")]
+    Http {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot prepare {path}: {source}")]
     Io {
         path: String,
@@ -163,6 +168,13 @@ pub fn run(config_path: &Path, data_dir: Option<&Path>) -> Result<(), StartError
     fs::create_dir_all(&paths.logs).map_err(io_err(&paths.logs))?;
     let _lock = PidLock::acquire(&paths.pid)?;
     let listener = bind_socket(&paths.socket)?;
+    let http_listener = match &config.http {
+        Some(h) => Some(crate::http::bind(h).map_err(|source| StartError::Http {
+            addr: h.listen,
+            source,
+        })?),
+        None => None,
+    };
     let leftovers = replace_leftovers(&config, &paths);
     let kill_switch = effective_kill_switch(&config, &paths);
     print_banner(&config);
@@ -176,6 +188,7 @@ pub fn run(config_path: &Path, data_dir: Option<&Path>) -> Result<(), StartError
             leftovers,
             kill_switch,
             listener,
+            http_listener,
         );
     });
     let result = sys.run();
@@ -190,6 +203,7 @@ fn wire(
     leftovers: Leftovers,
     kill_switch: KillSwitch,
     listener: std::os::unix::net::UnixListener,
+    http_listener: Option<std::net::TcpListener>,
 ) {
     // Audit hands escalations to the Notifier, whose sends Audit records.
     let mut notifier = None;
@@ -254,9 +268,12 @@ fn wire(
 
     match tokio::net::UnixListener::from_std(listener) {
         Ok(l) => {
-            ControlServer::new(l, manager.clone(), registry).start();
+            ControlServer::new(l, manager.clone(), registry.clone()).start();
         }
         Err(e) => warn!(target: TARGET, "control socket unusable: {e}"),
+    }
+    if let (Some(listener), Some(settings)) = (http_listener, &config.http) {
+        start_http(listener, settings, &paths, manager.clone(), registry);
     }
 
     let reloader = manager.clone();
@@ -288,4 +305,21 @@ fn wire(
             reason: format!("{name} received"),
         });
     });
+}
+
+/// The dashboard, HTTP API and metrics (config key `http`).
+fn start_http(
+    listener: std::net::TcpListener,
+    settings: &crate::config::HttpSettings,
+    paths: &DataPaths,
+    manager: Addr<Manager>,
+    registry: Addr<Registry>,
+) {
+    let bound = listener.local_addr().unwrap_or(settings.listen);
+    let metrics = crate::http::metrics::Metrics::new(registry.clone()).start();
+    let state = crate::http::AppState::new(settings, bound, manager, registry, metrics, paths);
+    match crate::http::start(listener, state) {
+        Ok(()) => info!(target: TARGET, "dashboard, API and metrics on http://{bound}/"),
+        Err(e) => warn!(target: TARGET, "cannot serve http on {bound}: {e}"),
+    }
 }

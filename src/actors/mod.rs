@@ -15,8 +15,9 @@
 //! | `GetStatus` | ControlServer → Registry | report | `status` |
 //! | `Command` | ControlServer → Manager | response | every other control request |
 //! | `Shutdown` | signal handler, Manager → Manager | – | SIGTERM/SIGINT, `shutdown` |
-//! | `SubscribeEvents`, `UnsubscribeEvents` | EventTap, Notifier → Registry | – | follow every event; stop |
+//! | `SubscribeEvents`, `UnsubscribeEvents` | EventTap, Notifier, Metrics → Registry | – | follow every event; stop |
 //! | `Published` | Registry → subscribers | – | an event (status, health, started, exited) |
+//! | `RenderMetrics` | HTTP `/metrics` → Metrics | text | a scrape |
 
 pub mod audit;
 pub mod control;
