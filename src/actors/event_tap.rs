@@ -29,14 +29,20 @@ pub struct EventTap {
 
 /// Subscribe a new client: the receiving end of its events. Must be called
 /// inside an actix arbiter (the tap runs there).
+///
+/// The subscription is queued at the Registry before this returns, so every
+/// event the Registry handles after anything the caller sends next reaches
+/// the client (the HTTP stream relies on this: once its head is out, no
+/// change is missed).
 pub fn subscribe(registry: Addr<Registry>, services: Vec<String>) -> mpsc::Receiver<Arc<Event>> {
     let (tx, rx) = mpsc::channel(BACKLOG);
-    EventTap {
-        registry,
+    let tap = EventTap {
+        registry: registry.clone(),
         tx,
         services: services.into_iter().collect(),
     }
     .start();
+    registry.do_send(SubscribeEvents(tap.recipient()));
     rx
 }
 
@@ -44,8 +50,6 @@ impl Actor for EventTap {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.registry
-            .do_send(SubscribeEvents(ctx.address().recipient()));
         let tx = self.tx.clone();
         ctx.spawn(
             async move { tx.closed().await }

@@ -261,14 +261,7 @@ impl Notifier {
                                 .finish()
                         })
                         .clone();
-                    let body = match format {
-                        NotifyFormat::Json => serde_json::to_vec(&*alert),
-                        NotifyFormat::Slack => {
-                            serde_json::to_vec(&serde_json::json!({ "text": alert.text }))
-                        }
-                    }
-                    .unwrap_or_default();
-                    Box::pin(post(client, url.clone(), body))
+                    Box::pin(post(client, url.clone(), webhook_body(&alert, *format)))
                 }
                 Target::Command { argv, program } => Box::pin(run_command(
                     program.clone(),
@@ -348,6 +341,15 @@ impl Notifier {
 
 use std::future::Future;
 use std::pin::Pin;
+
+/// The webhook's JSON body: the alert, or Slack's `{"text": ...}`.
+pub fn webhook_body(alert: &Alert, format: NotifyFormat) -> Vec<u8> {
+    match format {
+        NotifyFormat::Json => serde_json::to_vec(alert),
+        NotifyFormat::Slack => serde_json::to_vec(&serde_json::json!({ "text": alert.text })),
+    }
+    .unwrap_or_default()
+}
 
 /// POST `body` as JSON; `Ok` on a 2xx answer.
 async fn post(client: awc::Client, url: String, body: Vec<u8>) -> Result<String, String> {
@@ -479,6 +481,17 @@ mod tests {
         assert_eq!(v["last_error"], "ECONNREFUSED");
         assert!(v.get("escalated_at").is_none());
         assert!(v["text"].as_str().unwrap().contains("ESCALATED"));
+    }
+
+    #[test]
+    fn slack_gets_only_the_text() {
+        let a = Alert::escalation(&escalate());
+        let v: serde_json::Value =
+            serde_json::from_slice(&webhook_body(&a, NotifyFormat::Slack)).unwrap();
+        assert_eq!(v, serde_json::json!({ "text": a.text }));
+        let v: serde_json::Value =
+            serde_json::from_slice(&webhook_body(&a, NotifyFormat::Json)).unwrap();
+        assert_eq!(v["alert"], "escalation");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! `ai-dawg-manager events [NAME…] [--json]`: follow the supervisor's events
-//! as they happen, over the control socket (the connection stays open), until
-//! Ctrl-C or the supervisor stops.
+//! `ai-dawg-manager events [NAME…] [--json] [-v]`: follow the supervisor's
+//! events as they happen, over the control socket (the connection stays open),
+//! until Ctrl-C or the supervisor stops. The human form leaves out passing
+//! health checks unless `-v`; `--json` prints every event.
 
 use super::{exit, style, Cli};
 use crate::model::{Event, EventKind};
@@ -9,8 +10,8 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// One event for humans; `None` for what only `--json` shows (passing checks).
-pub fn human_line(e: &Event, colour: bool) -> Option<String> {
+/// One event for humans; `None` for a passing check unless `all` (`-v`).
+pub fn human_line(e: &Event, colour: bool, all: bool) -> Option<String> {
     let time = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(e.at_ms));
     let what = match &e.kind {
         EventKind::Status { from, to } => format!(
@@ -35,6 +36,11 @@ pub fn human_line(e: &Event, colour: bool) -> Option<String> {
             "health check failed ({}, {latency_ms:.0}ms)",
             error_kind.map_or("error", |k| k.label())
         ),
+        EventKind::Health {
+            ok: true,
+            latency_ms,
+            ..
+        } if all => format!("health check ok ({latency_ms:.0}ms)"),
         EventKind::Health { ok: true, .. } => return None,
     };
     Some(format!("{time} {} {what}", e.service))
@@ -42,7 +48,7 @@ pub fn human_line(e: &Event, colour: bool) -> Option<String> {
 
 /// [`human_line`] without colour, or the JSON of a passing check.
 pub fn human(e: &Event) -> String {
-    human_line(e, false).unwrap_or_else(|| serde_json::to_string(e).unwrap_or_default())
+    human_line(e, false, true).unwrap_or_else(|| serde_json::to_string(e).unwrap_or_default())
 }
 
 pub fn follow(cli: &Cli, services: &[String]) -> i32 {
@@ -82,7 +88,7 @@ pub fn follow(cli: &Cli, services: &[String]) -> i32 {
             Ok(ControlResponse::Event(e)) if cli.json => {
                 writeln!(out, "{}", serde_json::to_string(&e).unwrap_or_default())
             }
-            Ok(ControlResponse::Event(e)) => match human_line(&e, colour) {
+            Ok(ControlResponse::Event(e)) => match human_line(&e, colour, cli.verbose > 0) {
                 Some(l) => writeln!(out, "{l}"),
                 None => Ok(()),
             },
@@ -128,6 +134,7 @@ mod tests {
                     from: ServiceStatus::Running,
                     to: ServiceStatus::Unhealthy
                 }),
+                false,
                 false
             )
             .unwrap(),
@@ -140,6 +147,7 @@ mod tests {
                     action: "restart".into(),
                     automatic: true
                 }),
+                false,
                 false
             )
             .unwrap(),
@@ -151,6 +159,7 @@ mod tests {
                 latency_ms: 2.4,
                 error_kind: Some(ErrorKind::ConnectionRefused)
             }),
+            false,
             false
         )
         .unwrap()
@@ -162,9 +171,23 @@ mod tests {
                     latency_ms: 1.0,
                     error_kind: None
                 }),
+                false,
                 false
             ),
             None
+        );
+        assert_eq!(
+            human_line(
+                &at(EventKind::Health {
+                    ok: true,
+                    latency_ms: 1.0,
+                    error_kind: None
+                }),
+                false,
+                true
+            )
+            .unwrap(),
+            "2025-10-09T12:00:00.000Z producer health check ok (1ms)"
         );
     }
 }

@@ -117,7 +117,7 @@ pub enum Command {
     /// Stop all services (dependents first) and the supervisor.
     Shutdown,
     /// Print events as they happen (status changes, starts, exits, failed checks),
-    /// until Ctrl-C; with --json every event, health checks included, one JSON line each.
+    /// until Ctrl-C; -v adds passing checks; --json prints every event, one JSON line each.
     ///
     /// Human form: `<time> <service> <from> -> <to>`, `<time> <service> started pid N (restart)`.
     Events {

@@ -372,16 +372,18 @@ impl Handler<RenderMetrics> for Metrics {
     type Result = ResponseActFuture<Self, Result<String, String>>;
     fn handle(&mut self, m: RenderMetrics, _: &mut Context<Self>) -> Self::Result {
         let status = self.registry.send(GetStatus { services: vec![] });
-        Box::pin(async move { status.await }.into_actor(self).map(
-            move |answer, act, _| match answer {
-                Ok(Ok(report)) => {
-                    act.refresh(&report);
-                    act.encode(m.openmetrics)
-                }
-                Ok(Err(_)) => Err("the registry refused the status query".into()),
-                Err(e) => Err(format!("the registry is unreachable: {e}")),
-            },
-        ))
+        Box::pin(
+            status
+                .into_actor(self)
+                .map(move |answer, act, _| match answer {
+                    Ok(Ok(report)) => {
+                        act.refresh(&report);
+                        act.encode(m.openmetrics)
+                    }
+                    Ok(Err(_)) => Err("the registry refused the status query".into()),
+                    Err(e) => Err(format!("the registry is unreachable: {e}")),
+                }),
+        )
     }
 }
 
