@@ -527,6 +527,11 @@ fn events_cli_prints_a_change() {
         Some(4),
         "unknown service"
     );
+    let fds = |s: &Supervisor| {
+        let r = s.get("/metrics");
+        value(&check_exposition(&r.body).unwrap(), "process_open_fds", &[]).unwrap()
+    };
+    let fds_before = fds(&s);
     // `-v`: passing checks too, so the first line shows the stream is open.
     let mut human = s
         .setup
@@ -581,7 +586,11 @@ fn events_cli_prints_a_change() {
     let _ = json_lines.kill();
     let _ = human.wait();
     let _ = json_lines.wait();
-    // The supervisor goes on serving after its event clients went away.
+    // The supervisor closes the connections of clients that went away, and
+    // goes on serving.
+    wait_until("the event connections closed", TIMEOUT, || {
+        fds(&s) <= fds_before
+    });
     assert_eq!(s.get("/api/v1/services").status, 200);
     s.running("a");
 }

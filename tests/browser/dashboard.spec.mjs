@@ -75,16 +75,16 @@ async function main() {
     });
     const prompts = [];
     page.on('dialog', async (d) => { prompts.push(d.message()); await d.accept(TOKEN); });
-    const row = (name) => page.locator(`tr[data-service="${name}"]`);
+    const row = (name) => page.locator(`#rows > [data-service="${name}"]`);
 
     await check('the page loads and goes live', async () => {
       await page.goto(sup.url + '/', { timeout: TIMEOUT });
       await page.locator('#live', { hasText: 'live' }).waitFor({ timeout: TIMEOUT });
       for (const n of ['alpha', 'beta']) {
-        await page.locator(`tr[data-service="${n}"][data-status="running"]`).waitFor({ timeout: TIMEOUT });
+        await page.locator(`#rows > [data-service="${n}"][data-status="running"]`).waitFor({ timeout: TIMEOUT });
       }
-      await page.locator('tr[data-service="gamma"][data-status="stopped"]').waitFor({ timeout: TIMEOUT });
-      const cells = await row('alpha').locator('td').allInnerTexts();
+      await page.locator('#rows > [data-service="gamma"][data-status="stopped"]').waitFor({ timeout: TIMEOUT });
+      const cells = await row('alpha').locator('[role=cell]').allInnerTexts();
       assert(cells[1].includes('AI Producer'), `display name shown: ${cells[1]}`);
       assert(/^\d+$/.test(cells[2]), `pid shown: ${cells[2]}`);
     });
@@ -95,14 +95,14 @@ async function main() {
       // Every status the row takes, with the time the page showed it.
       await page.evaluate(() => {
         window.__seen = [];
-        const tr = document.querySelector('tr[data-service="alpha"]');
+        const tr = document.querySelector('#rows > [data-service="alpha"]');
         new MutationObserver(() => window.__seen.push({ status: tr.dataset.status, at: performance.timeOrigin + performance.now() }))
           .observe(tr, { attributes: true, attributeFilter: ['data-status'] });
       });
       const killedAt = Date.now();
       process.kill(oldPid, 'SIGKILL');
-      await page.locator('tr[data-service="alpha"]:not([data-status="running"])').waitFor({ timeout: TIMEOUT });
-      await page.locator(`tr[data-service="alpha"][data-status="running"]:not([data-pid="${oldPid}"])`)
+      await page.locator('#rows > [data-service="alpha"]:not([data-status="running"])').waitFor({ timeout: TIMEOUT });
+      await page.locator(`#rows > [data-service="alpha"][data-status="running"]:not([data-pid="${oldPid}"])`)
         .waitFor({ timeout: TIMEOUT });
       const seen = await page.evaluate(() => window.__seen);
       const statuses = seen.map((s) => s.status);
@@ -113,8 +113,8 @@ async function main() {
       notes.push(`dashboard update latency (kill -9 → row shows ${statuses[0]}): ${latency} ms; statuses seen: ${statuses.join(' → ')}`);
       assert(latency < 1000, `shown within a second (took ${latency} ms)`);
       await page.locator('#events li', { hasText: 'killed by signal 9' }).first().waitFor({ timeout: TIMEOUT });
-      const restarts = await row('alpha').locator('td').nth(4).innerText();
-      await waitFor('restart count 1', TIMEOUT, async () => (await row('alpha').locator('td').nth(4).innerText()) === '1')
+      const restarts = await row('alpha').locator('[role=cell]').nth(4).innerText();
+      await waitFor('restart count 1', TIMEOUT, async () => (await row('alpha').locator('[role=cell]').nth(4).innerText()) === '1')
         .catch(() => { throw new Error(`restart count shown: ${restarts}`); });
     });
 
@@ -123,7 +123,7 @@ async function main() {
       await row('beta').locator('button[data-action="restart"]').click();
       await page.locator('#toast', { hasText: 'restarted' }).waitFor({ timeout: TIMEOUT });
       assert(prompts.length === 1 && prompts[0].includes('token'), `one token prompt: ${JSON.stringify(prompts)}`);
-      await page.locator(`tr[data-service="beta"][data-status="running"]:not([data-pid="${oldPid}"])`)
+      await page.locator(`#rows > [data-service="beta"][data-status="running"]:not([data-pid="${oldPid}"])`)
         .waitFor({ timeout: TIMEOUT });
       await page.locator('#audit li', { hasText: 'beta restart SUCCESS' }).first().waitFor({ timeout: TIMEOUT });
       // The token is remembered for the session: no second prompt.
@@ -135,11 +135,11 @@ async function main() {
     await check('filter and severity order', async () => {
       await page.fill('#filter', 'is:stopped');
       await waitFor('only gamma shown', TIMEOUT, async () => {
-        const visible = await page.locator('#rows tr:not([hidden])').evaluateAll((rs) => rs.map((r) => r.dataset.service));
+        const visible = await page.locator('#rows > [data-service]:not([hidden])').evaluateAll((rs) => rs.map((r) => r.dataset.service));
         return visible.length === 1 && visible[0] === 'gamma';
       });
       await page.fill('#filter', '');
-      const order = await page.locator('#rows tr').evaluateAll((rs) => rs.map((r) => r.dataset.status));
+      const order = await page.locator('#rows > [data-service]').evaluateAll((rs) => rs.map((r) => r.dataset.status));
       const rank = { escalated: 0, unhealthy: 1, backoff: 2, starting: 3, unknown: 4, stopped: 5, running: 6 };
       assert(order.every((s, i) => i === 0 || rank[order[i - 1]] <= rank[s]), `sorted by severity: ${order}`);
     });
