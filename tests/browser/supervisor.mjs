@@ -9,16 +9,19 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-/** A port nobody listens on, below the ephemeral range (32768+). */
+const handedOut = new Set();
+
+/** A port nobody listens on, below the ephemeral range (32768+), never the same twice. */
 export async function freePort() {
   for (;;) {
     const port = 28000 + Math.floor(Math.random() * 4000);
+    if (handedOut.has(port)) continue;
     const ok = await new Promise((resolve) => {
       const srv = net.createServer();
       srv.once('error', () => resolve(false));
       srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-    if (ok) return port;
+    if (ok) { handedOut.add(port); return port; }
   }
 }
 
