@@ -4,7 +4,7 @@
 //! the Manager (everything else), and writes one answer line. [`answer`] is
 //! that dispatch, shared with the HTTP API (`crate::http`): one protocol, two
 //! transports. An `events` request instead keeps its connection and streams
-//! one event line at a time until the client hangs up (see [`stream_events`]).
+//! one event line at a time until the client hangs up (see `stream_events`).
 //!
 //! Each connection is its own task, bounded in size and time, so a silent or
 //! hostile client never holds up anyone else.
