@@ -11,6 +11,7 @@
 //! | [`actors`] | Manager, ServiceActor, Registry, Recovery, Audit, ControlServer | §4 |
 //! | [`process`] | spawn in a process group, group signals, `/proc` readers | §4.2, §4.6, §4.8 |
 //! | [`health`] | one HTTP / TCP / command probe bounded by a timeout | §4.3 |
+//! | [`chain`] | the audit trail's hash chain, `audit --verify` | §6 |
 //! | [`persist`] | atomic writes, state file, pid-file lock | §2 |
 //! | [`paths`] | where each file of §2 lives | §2 |
 //! | [`protocol`] | control requests and responses (shared with the CLI) | §5 |
@@ -28,6 +29,7 @@
 //! on `data/manager.sock`. The message table is in [`actors`].
 
 pub mod actors;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod health;

@@ -100,12 +100,15 @@ pub struct ProcessId {
 pub enum ExitReason {
     Code(i32),
     Signal(i32),
+    /// An adopted process (not our child): its status is its real parent's.
+    Unknown,
 }
 
 impl fmt::Display for ExitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ExitReason::Code(c) => write!(f, "exited with code {c}"),
+            ExitReason::Unknown => write!(f, "exited (adopted process: status unknown)"),
             ExitReason::Signal(s) => {
                 let name = nix::sys::signal::Signal::try_from(s)
                     .map(|s| s.as_str())

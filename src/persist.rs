@@ -5,7 +5,7 @@
 use crate::model::ServiceRecord;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Replace `path` with `bytes` so that a reader (or a crash) sees either the
@@ -150,9 +150,69 @@ impl Drop for PidLock {
     }
 }
 
+/// The last `n` lines of `file` (reading backwards in blocks: logs can be big).
+pub fn tail(file: &mut File, n: usize) -> io::Result<Vec<u8>> {
+    let len = file.seek(SeekFrom::End(0))?;
+    if n == 0 {
+        return Ok(vec![]);
+    }
+    let mut pos = len;
+    let mut buf: Vec<u8> = vec![];
+    const BLOCK: u64 = 64 * 1024;
+    loop {
+        let newlines = buf.iter().filter(|b| **b == b'\n').count();
+        // A trailing newline ends the last line; it does not start a new one.
+        let needed = if buf.last() == Some(&b'\n') { n + 1 } else { n };
+        if newlines >= needed || pos == 0 {
+            break;
+        }
+        let step = BLOCK.min(pos);
+        pos -= step;
+        file.seek(SeekFrom::Start(pos))?;
+        let mut chunk = vec![0; step as usize];
+        file.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+    }
+    let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
+    let start = body
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n - 1)
+        .map(|(i, _)| i + 1)
+        .unwrap_or(0);
+    file.seek(SeekFrom::Start(len))?;
+    Ok(buf[start..].to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tail_of(text: &str, n: usize) -> String {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.log");
+        std::fs::write(&p, text).unwrap();
+        let mut f = File::open(&p).unwrap();
+        String::from_utf8(tail(&mut f, n).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn tail_takes_the_last_lines() {
+        assert_eq!(tail_of("a\nb\nc\n", 2), "b\nc\n");
+        assert_eq!(tail_of("a\nb\nc", 2), "b\nc");
+        assert_eq!(tail_of("a\nb\n", 10), "a\nb\n");
+        assert_eq!(tail_of("", 3), "");
+        assert_eq!(tail_of("a\n", 0), "");
+    }
+
+    #[test]
+    fn tail_crosses_blocks() {
+        let text: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(tail_of(&text, 2), "line 99998\nline 99999\n");
+    }
 
     #[test]
     fn atomic_write_replaces_content() {

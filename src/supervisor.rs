@@ -7,8 +7,8 @@ use crate::actors::control::ControlServer;
 use crate::actors::manager::{limits_of, Manager, Reload, Shutdown};
 use crate::actors::recovery::Recovery;
 use crate::actors::registry::Registry;
-use crate::config::{Config, ServiceSpec};
-use crate::model::{KillSwitch, KillSwitchSource, ServiceRecord};
+use crate::config::Config;
+use crate::model::{KillSwitch, KillSwitchSource, ProcessId, ServiceRecord};
 use crate::paths::DataPaths;
 use crate::persist::{self, LoadedState, PidLock};
 use crate::process::{group, procfs};
@@ -71,14 +71,16 @@ pub fn effective_kill_switch(config: &Config, paths: &DataPaths) -> KillSwitch {
 /// What a previous supervisor left behind.
 struct Leftovers {
     records: HashMap<String, ServiceRecord>,
-    /// Audit lines for processes found and replaced.
+    /// Processes still ours (same pid *and* start time), to adopt.
+    alive: HashMap<String, ProcessId>,
+    /// Audit lines for processes of services no longer configured, stopped.
     replaced: Vec<(String, String)>,
 }
 
-/// Stop every process the state file names that is still ours (same pid *and*
-/// start time, so a recycled pid is never signalled): the new supervisor then
-/// starts exactly one fresh instance of each service.
-fn replace_leftovers(config: &Config, paths: &DataPaths) -> Leftovers {
+/// Read the state file and find which recorded processes are still ours: a
+/// recycled pid has another start time and is never touched. Processes of
+/// services that are no longer configured are stopped.
+fn find_leftovers(config: &Config, paths: &DataPaths) -> Leftovers {
     let mut records = HashMap::new();
     match persist::load_state(&paths.state) {
         LoadedState::Missing => {}
@@ -87,37 +89,36 @@ fn replace_leftovers(config: &Config, paths: &DataPaths) -> Leftovers {
         }
         LoadedState::Loaded(state) => records.extend(state),
     }
-    let mut stopping: Vec<(&ServiceSpec, u32)> = vec![];
-    for spec in &config.services {
-        let Some(id) = records.get(&spec.name).and_then(ServiceRecord::process) else {
+    let mut alive = HashMap::new();
+    let mut replaced = vec![];
+    for (name, record) in &records {
+        let Some(id) = record.process().filter(|id| procfs::is_same_process(*id)) else {
             continue;
         };
-        if procfs::is_same_process(id) {
-            info!(target: TARGET, "{}: pid {} from the previous supervisor is still running; replacing it", spec.name, id.pid);
-            group::signal_group(id.pid, spec.stop_signal);
-            stopping.push((spec, id.pid));
-        }
-    }
-    let mut replaced = vec![];
-    let t0 = Instant::now();
-    for (spec, pid) in stopping {
-        let deadline = t0 + spec.stop_timeout;
-        while group::group_alive(pid) && Instant::now() < deadline {
-            if procfs::is_zombie(pid) {
-                break;
+        if config.service(name).is_some() {
+            alive.insert(name.clone(), id);
+        } else {
+            info!(target: TARGET, "{name}: no longer configured; stopping pid {} left by the previous supervisor", id.pid);
+            group::signal_group(id.pid, Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while group::group_alive(id.pid)
+                && !procfs::is_zombie(id.pid)
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            group::signal_group(id.pid, Signal::SIGKILL);
+            replaced.push((
+                name.clone(),
+                format!("stopped pid {} of a service no longer configured", id.pid),
+            ));
         }
-        let forced = group::signal_group(pid, Signal::SIGKILL);
-        replaced.push((
-            spec.name.clone(),
-            format!(
-                "replaced pid {pid} left by the previous supervisor{}",
-                if forced { " (SIGKILL)" } else { "" }
-            ),
-        ));
     }
-    Leftovers { records, replaced }
+    Leftovers {
+        records,
+        alive,
+        replaced,
+    }
 }
 
 fn print_banner(config: &Config) {
@@ -162,7 +163,7 @@ pub fn run(config_path: &Path, data_dir: Option<&Path>) -> Result<(), StartError
     fs::create_dir_all(&paths.logs).map_err(io_err(&paths.logs))?;
     let _lock = PidLock::acquire(&paths.pid)?;
     let listener = bind_socket(&paths.socket)?;
-    let leftovers = replace_leftovers(&config, &paths);
+    let leftovers = find_leftovers(&config, &paths);
     let kill_switch = effective_kill_switch(&config, &paths);
     print_banner(&config);
 
@@ -235,6 +236,7 @@ fn wire(
         audit,
         client,
         kill_switch,
+        leftovers.alive,
     )
     .start();
 

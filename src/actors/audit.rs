@@ -115,6 +115,8 @@ pub fn format_escalation(e: &Escalate) -> String {
 
 pub struct Audit {
     audit_path: PathBuf,
+    /// The hash of the last line written: the next line's link.
+    last_hash: String,
     escalations_path: PathBuf,
     audit: Option<File>,
     notifications: Option<Notifications>,
@@ -129,6 +131,7 @@ impl Audit {
         notifications: Option<Notifications>,
     ) -> Self {
         Audit {
+            last_hash: last_hash(&audit_path),
             audit_path,
             escalations_path,
             audit: None,
@@ -149,12 +152,14 @@ impl Audit {
         }
         if let Some(f) = self.audit.as_mut() {
             // One write of the whole line on an O_APPEND file: never half a line.
-            let mut buf = String::with_capacity(line.len() + 1);
-            buf.push_str(line);
-            buf.push('\n');
-            if let Err(e) = f.write_all(buf.as_bytes()) {
-                error!(target: TARGET, "cannot write {}: {e}", self.audit_path.display());
-                self.audit = None;
+            let (mut sealed, hash) = crate::chain::seal(&self.last_hash, line);
+            sealed.push('\n');
+            match f.write_all(sealed.as_bytes()) {
+                Ok(()) => self.last_hash = hash,
+                Err(e) => {
+                    error!(target: TARGET, "cannot write {}: {e}", self.audit_path.display());
+                    self.audit = None;
+                }
             }
         }
     }
@@ -246,6 +251,20 @@ impl Audit {
         info!(target: TARGET, "{line}");
         self.append(&line);
     }
+}
+
+/// The hash of the last sealed line of the trail (empty when there is none),
+/// so a restarted supervisor continues the chain.
+fn last_hash(path: &std::path::Path) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let tail = crate::persist::tail(&mut f, 1).unwrap_or_default();
+    let text = String::from_utf8_lossy(&tail);
+    crate::chain::split(text.trim_end_matches('\n'))
+        .1
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl Actor for Audit {

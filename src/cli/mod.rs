@@ -103,6 +103,9 @@ pub enum Command {
         /// How many lines from the end.
         #[arg(short = 'n', long = "lines", default_value_t = 50)]
         lines: usize,
+        /// Check the hash chain of the whole trail; name the first altered or removed line.
+        #[arg(long)]
+        verify: bool,
     },
     /// The escalation log (reads the file; no supervisor needed).
     Escalations,
@@ -186,7 +189,10 @@ pub fn run(cli: Cli) -> i32 {
             lines,
             follow,
         } => return files::logs(&cli, service, *lines, *follow),
-        Command::Audit { service, lines } => return files::audit(&cli, service.as_deref(), *lines),
+        Command::Audit { verify: true, .. } => return files::verify_audit(&cli),
+        Command::Audit { service, lines, .. } => {
+            return files::audit(&cli, service.as_deref(), *lines)
+        }
         Command::Escalations => return files::escalations(&cli),
         Command::Check { init_whitelist } => return files::check(&cli, *init_whitelist),
     };

@@ -11,9 +11,9 @@ use super::recovery::{Manual, Recovery, Register, SetKillSwitch};
 use super::registry::{
     Flush, KillSwitchChanged, Registry, ServiceStopped, StatusChanged, Subscribe,
 };
-use super::service::{Restart, ServiceActor, Start, StartCause, StartReply, Stop};
+use super::service::{Adopt, Restart, ServiceActor, Start, StartCause, StartReply, Stop};
 use crate::config::{Config, ServiceSpec};
-use crate::model::{KillSwitch, KillSwitchSource, Limits, ServiceStatus};
+use crate::model::{KillSwitch, KillSwitchSource, Limits, ProcessId, ServiceStatus};
 use crate::paths::DataPaths;
 use crate::persist;
 use crate::policy::{ManualAction, Settings};
@@ -65,6 +65,8 @@ pub struct Manager {
     pending: Vec<String>,
     /// Autostart services the kill switch kept down: started when it goes off.
     held_by_kill_switch: Vec<String>,
+    /// Processes a previous supervisor left running, to adopt at boot.
+    leftovers: HashMap<String, ProcessId>,
     shutting_down: bool,
 }
 
@@ -101,6 +103,7 @@ impl Manager {
         audit: Addr<Audit>,
         client: awc::Client,
         kill_switch: KillSwitch,
+        leftovers: HashMap<String, ProcessId>,
     ) -> Self {
         Manager {
             config,
@@ -114,6 +117,7 @@ impl Manager {
             running: HashSet::new(),
             pending: vec![],
             held_by_kill_switch: vec![],
+            leftovers,
             shutting_down: false,
         }
     }
@@ -177,11 +181,22 @@ impl Manager {
         }
     }
 
-    fn boot(&mut self) {
+    fn boot(&mut self, ctx: &mut Context<Self>) {
         let config = self.config.clone();
         for spec in &config.services {
             self.spawn_service(spec);
-            if spec.autostart {
+            if let Some(id) = self.leftovers.remove(&spec.name) {
+                // Adopt what is still running; start afresh only if that fails.
+                let adopting = self.services[&spec.name].send(Adopt(id));
+                let name = spec.name.clone();
+                let autostart = spec.autostart;
+                ctx.spawn(adopting.into_actor(self).map(move |adopted, act, _| {
+                    if !matches!(adopted, Ok(true)) && autostart {
+                        act.want_started(&name);
+                        act.start_ready();
+                    }
+                }));
+            } else if spec.autostart {
                 self.want_started(&spec.name);
             } else {
                 self.registry.do_send(ServiceStopped {
@@ -413,7 +428,7 @@ impl Actor for Manager {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.registry
             .do_send(Subscribe(ctx.address().recipient::<StatusChanged>()));
-        self.boot();
+        self.boot(ctx);
     }
 }
 

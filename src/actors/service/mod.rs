@@ -22,13 +22,15 @@ use super::registry::{
 use crate::config::ServiceSpec;
 use crate::health::{Probe, ProbeOutcome};
 use crate::model::{ErrorKind, ExitReason, ProcessId};
-use crate::process::{group, port, spawn};
+use crate::process::{group, pidfd, port, procfs, spawn};
 use actix::clock::Instant;
 use actix::prelude::*;
 use log::{debug, info, warn};
 use nix::sys::signal::Signal;
+use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -65,6 +67,13 @@ pub struct Restart {
     pub cause: StartCause,
     pub free_port: bool,
 }
+
+/// Take over a process a previous supervisor left running (already checked to
+/// be ours: same pid and start time). Answers whether it was adopted; if not,
+/// the caller starts the service afresh.
+#[derive(Message, Debug)]
+#[rtype(result = "bool")]
+pub struct Adopt(pub ProcessId);
 
 /// Give a timed-out check a second chance: the next probe runs after the
 /// interval with a doubled timeout, and its failure is counted.
@@ -271,9 +280,33 @@ impl ServiceActor {
                 return;
             }
         };
+        info!(target: &self.target, "spawned pid {} ({cause})", id.pid);
+        let mut child = child;
+        let exit = Box::pin(async move {
+            match child.wait().await {
+                Ok(s) => match (s.code(), s.signal()) {
+                    (Some(c), _) => ExitReason::Code(c),
+                    (None, Some(sig)) => ExitReason::Signal(sig),
+                    (None, None) => ExitReason::Code(-1),
+                },
+                Err(_) => ExitReason::Code(-1),
+            }
+        });
+        self.watch(id, cause, ordered_at, exit, ctx);
+    }
+
+    /// Take charge of a live process: report it, wait for its exit, arm the
+    /// start deadline and the first probe.
+    fn watch(
+        &mut self,
+        id: ProcessId,
+        cause: StartCause,
+        ordered_at: Instant,
+        exit: Pin<Box<dyn Future<Output = ExitReason>>>,
+        ctx: &mut Context<Self>,
+    ) {
         self.generation += 1;
         let generation = self.generation;
-        info!(target: &self.target, "spawned pid {} ({cause})", id.pid);
         self.proc_ = Proc::Up(Running {
             id,
             cause,
@@ -289,22 +322,9 @@ impl ServiceActor {
             cause,
         });
         self.resolve_spawn_waiters(Ok(Some(id.pid)));
-        let mut child = child;
-        ctx.spawn(
-            async move { child.wait().await }
-                .into_actor(self)
-                .map(move |status, _, ctx| {
-                    let reason = match status {
-                        Ok(s) => match (s.code(), s.signal()) {
-                            (Some(c), _) => ExitReason::Code(c),
-                            (None, Some(sig)) => ExitReason::Signal(sig),
-                            (None, None) => ExitReason::Code(-1),
-                        },
-                        Err(_) => ExitReason::Code(-1),
-                    };
-                    ctx.notify(ChildExited { generation, reason });
-                }),
-        );
+        ctx.spawn(exit.into_actor(self).map(move |reason, _, ctx| {
+            ctx.notify(ChildExited { generation, reason });
+        }));
         self.handles.start_deadline =
             Some(ctx.notify_later(StartDeadline { generation }, self.spec.start_timeout));
         self.schedule_probe(Duration::ZERO, ctx);
@@ -459,6 +479,34 @@ impl Handler<Stop> for ServiceActor {
             }
         }
         Self::reply_later(rx, ())
+    }
+}
+
+impl Handler<Adopt> for ServiceActor {
+    type Result = bool;
+    fn handle(&mut self, m: Adopt, ctx: &mut Context<Self>) -> bool {
+        if !matches!(self.proc_, Proc::Down) {
+            return false;
+        }
+        let id = m.0;
+        // pidfd first, identity second: if the pid was recycled in between, the
+        // check fails and the fd is dropped unused.
+        let fd = match pidfd::open(id.pid) {
+            Ok(fd) if procfs::is_same_process(id) => fd,
+            Ok(_) => return false,
+            Err(e) => {
+                warn!(target: &self.target, "cannot watch pid {}: {e}; starting afresh", id.pid);
+                return false;
+            }
+        };
+        self.wanted_up = true;
+        info!(target: &self.target, "adopting pid {} left by the previous supervisor", id.pid);
+        let exit = Box::pin(async move {
+            let _ = pidfd::exited(fd).await;
+            ExitReason::Unknown
+        });
+        self.watch(id, StartCause::Adopt, Instant::now(), exit, ctx);
+        true
     }
 }
 
