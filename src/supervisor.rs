@@ -4,7 +4,7 @@
 
 use crate::actors::audit::{Audit, Outcome, Record};
 use crate::actors::control::ControlServer;
-use crate::actors::manager::{limits_of, Manager, Reload, Shutdown};
+use crate::actors::manager::{limits_of, Manager, Peers, Reload, Shutdown};
 use crate::actors::recovery::Recovery;
 use crate::actors::registry::Registry;
 use crate::config::Config;
@@ -228,13 +228,16 @@ fn wire(
         .connector(awc::Connector::new().limit(0))
         .disable_redirects()
         .finish();
-    let manager = Manager::new(
-        config.clone(),
-        paths.clone(),
-        registry.clone(),
+    let peers = Peers {
+        registry: registry.clone(),
         recovery,
         audit,
         client,
+    };
+    let manager = Manager::new(
+        config.clone(),
+        paths.clone(),
+        peers,
         kill_switch,
         leftovers.alive,
     )

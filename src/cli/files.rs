@@ -188,7 +188,7 @@ pub fn audit_files(audit: &Path) -> Vec<std::path::PathBuf> {
             }
         }
     }
-    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut files: Vec<_> = rotated.into_iter().map(|(_, p)| p).collect();
     if audit.exists() {
         files.push(audit.to_path_buf());

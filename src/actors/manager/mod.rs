@@ -93,18 +93,30 @@ pub fn limits_of(config: &Config, spec: &ServiceSpec) -> Limits {
     }
 }
 
+/// The actors a Manager works with.
+pub struct Peers {
+    pub registry: Addr<Registry>,
+    pub recovery: Addr<Recovery>,
+    pub audit: Addr<Audit>,
+    /// The probes' HTTP client (awc clients stay in the arbiter that made them).
+    pub client: awc::Client,
+}
+
 impl Manager {
     /// A Manager with no service actors yet: it creates them when it starts.
     pub fn new(
         config: Arc<Config>,
         paths: DataPaths,
-        registry: Addr<Registry>,
-        recovery: Addr<Recovery>,
-        audit: Addr<Audit>,
-        client: awc::Client,
+        peers: Peers,
         kill_switch: KillSwitch,
         leftovers: HashMap<String, ProcessId>,
     ) -> Self {
+        let Peers {
+            registry,
+            recovery,
+            audit,
+            client,
+        } = peers;
         Manager {
             config,
             paths,
