@@ -8,6 +8,7 @@ use crate::actors::manager::{limits_of, Manager, Peers, Reload, Shutdown};
 use crate::actors::recovery::Recovery;
 use crate::actors::registry::Registry;
 use crate::config::Config;
+use crate::logs::LogPumps;
 use crate::model::{KillSwitch, KillSwitchSource, ProcessId, ServiceRecord};
 use crate::paths::DataPaths;
 use crate::persist::{self, LoadedState, PidLock};
@@ -195,6 +196,7 @@ fn wire(
         paths.audit.clone(),
         paths.escalations.clone(),
         config.notifications.clone(),
+        config.logs,
     )
     .start();
     audit.do_send(
@@ -233,6 +235,7 @@ fn wire(
         recovery,
         audit,
         client,
+        pumps: LogPumps::new(config.logs),
     };
     let manager = Manager::new(
         config.clone(),

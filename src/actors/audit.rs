@@ -2,7 +2,8 @@
 //! `data/escalations.log`, and the sender of escalation notifications, which go
 //! out from here without blocking the actor that raised them (SPEC §3.3, §4.5, §6).
 
-use crate::config::Notifications;
+use crate::config::{LogRotation, Notifications};
+use crate::logs::RotatingFile;
 use crate::model::now_rfc3339;
 use actix::prelude::*;
 use log::{error, info, warn};
@@ -118,7 +119,8 @@ pub struct Audit {
     /// The hash of the last line written: the next line's link.
     last_hash: String,
     escalations_path: PathBuf,
-    audit: Option<File>,
+    audit: Option<RotatingFile>,
+    rotation: LogRotation,
     notifications: Option<Notifications>,
     /// Created in this actor's arbiter (awc clients are not `Send`).
     client: Option<awc::Client>,
@@ -129,12 +131,14 @@ impl Audit {
         audit_path: PathBuf,
         escalations_path: PathBuf,
         notifications: Option<Notifications>,
+        rotation: LogRotation,
     ) -> Self {
         Audit {
             last_hash: last_hash(&audit_path),
             audit_path,
             escalations_path,
             audit: None,
+            rotation,
             notifications,
             client: None,
         }
@@ -142,7 +146,7 @@ impl Audit {
 
     fn append(&mut self, line: &str) {
         if self.audit.is_none() {
-            match crate::process::spawn::open_log(&self.audit_path) {
+            match RotatingFile::open(&self.audit_path, self.rotation) {
                 Ok(f) => self.audit = Some(f),
                 Err(e) => {
                     error!(target: TARGET, "cannot open {}: {e}", self.audit_path.display());
@@ -154,7 +158,7 @@ impl Audit {
             // One write of the whole line on an O_APPEND file: never half a line.
             let (mut sealed, hash) = crate::chain::seal(&self.last_hash, line);
             sealed.push('\n');
-            match f.write_all(sealed.as_bytes()) {
+            match f.write_record(sealed.as_bytes()) {
                 Ok(()) => self.last_hash = hash,
                 Err(e) => {
                     error!(target: TARGET, "cannot write {}: {e}", self.audit_path.display());

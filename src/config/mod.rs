@@ -51,8 +51,27 @@ pub struct Config {
     pub monitoring: Monitoring,
     pub safety: Safety,
     pub notifications: Option<Notifications>,
+    /// Rotation of `data/logs/*.log` and `data/audit.log`.
+    pub logs: LogRotation,
     /// `<folder of config file>/commands-whitelist.json`, absolute.
     pub whitelist_path: PathBuf,
+}
+
+/// Size-based log rotation: a file reaching `max_bytes` becomes `<file>.1`
+/// (older ones shift up) and at most `keep` rotated files are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRotation {
+    pub max_bytes: u64,
+    pub keep: u32,
+}
+
+impl Default for LogRotation {
+    fn default() -> Self {
+        LogRotation {
+            max_bytes: 10 * 1024 * 1024,
+            keep: 5,
+        }
+    }
 }
 
 /// One service, with every default applied and every path resolved.

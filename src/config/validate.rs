@@ -9,8 +9,10 @@
 use std::path::{Path, PathBuf};
 
 use super::duration::DurationKey;
-use super::raw::{RawConfig, RawMonitoring, RawNotifications, RawSafety, RawService};
-use super::{endpoint, order, service, Config, ConfigError, Monitoring, Notifications, Safety};
+use super::raw::{RawConfig, RawLogs, RawMonitoring, RawNotifications, RawSafety, RawService};
+use super::{
+    endpoint, order, service, Config, ConfigError, LogRotation, Monitoring, Notifications, Safety,
+};
 
 /// Problems found so far, each with its key path.
 #[derive(Debug, Default)]
@@ -88,6 +90,7 @@ pub(crate) fn build(
         &mut problems,
     );
     let safety = safety(raw.safety.map(|s| s.0).unwrap_or_default(), &mut problems);
+    let logs = log_rotation(raw.logs.map(|l| l.0).unwrap_or_default(), &mut problems);
     let notifications = raw
         .notifications
         .map(|n| notifications(n.0, &root, &mut problems, &mut programs));
@@ -126,6 +129,7 @@ pub(crate) fn build(
             monitoring,
             safety,
             notifications: notifications.flatten(),
+            logs,
             whitelist_path,
         });
     Built {
@@ -225,6 +229,18 @@ fn safety(raw: RawSafety, problems: &mut Problems) -> Safety {
 }
 
 /// `None` when the notification command is unusable (a problem is recorded).
+fn log_rotation(raw: RawLogs, problems: &mut Problems) -> LogRotation {
+    let default = LogRotation::default();
+    let max_bytes = raw.max_bytes.unwrap_or(default.max_bytes);
+    if max_bytes < 1024 {
+        problems.push("logs.max_bytes", "must be at least 1024 bytes");
+    }
+    LogRotation {
+        max_bytes,
+        keep: raw.keep.unwrap_or(default.keep),
+    }
+}
+
 fn notifications(
     raw: RawNotifications,
     root: &Path,

@@ -29,9 +29,14 @@ pub fn open_log(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Spawn `spec` as the leader of a new process group, output to `log_path`.
-pub fn spawn(spec: &ServiceSpec, log_path: &Path) -> io::Result<Spawned> {
-    let log = open_log(log_path)?;
+/// Spawn `spec` as the leader of a new process group, its output to `output`:
+/// the service's log FIFO (see [`crate::logs`]) or, failing that, its log file.
+pub fn spawn(spec: &ServiceSpec, output: &Path) -> io::Result<Spawned> {
+    use std::os::unix::fs::FileTypeExt;
+    let log = match std::fs::metadata(output) {
+        Ok(m) if m.file_type().is_fifo() => crate::logs::open_writer(output)?,
+        _ => open_log(output)?,
+    };
     let mut cmd = Command::new(&spec.program);
     if let Some(argv0) = spec.command.first() {
         cmd.arg0(argv0);

@@ -14,6 +14,7 @@ use super::registry::{
 use super::service::{Adopt, Restart, ServiceActor, Start, StartCause, StartReply, Stop};
 use crate::config::{Config, ServiceSpec};
 use crate::model::{KillSwitch, KillSwitchSource, Limits, ProcessId, ServiceStatus};
+use crate::logs::LogPumps;
 use crate::paths::DataPaths;
 use crate::persist;
 use crate::policy::{ManualAction, Settings};
@@ -58,6 +59,7 @@ pub struct Manager {
     audit: Addr<Audit>,
     /// The probes' HTTP client, shared by every service actor of this arbiter.
     client: awc::Client,
+    pumps: LogPumps,
     kill_switch: KillSwitch,
     /// Services known to be running, for dependency order.
     running: HashSet<String>,
@@ -100,6 +102,8 @@ pub struct Peers {
     pub audit: Addr<Audit>,
     /// The probes' HTTP client (awc clients stay in the arbiter that made them).
     pub client: awc::Client,
+    /// The thread draining the services' output into their log files.
+    pub pumps: LogPumps,
 }
 
 impl Manager {
@@ -116,6 +120,7 @@ impl Manager {
             recovery,
             audit,
             client,
+            pumps,
         } = peers;
         Manager {
             config,
@@ -125,6 +130,7 @@ impl Manager {
             recovery,
             audit,
             client,
+            pumps,
             kill_switch,
             running: HashSet::new(),
             pending: vec![],
@@ -136,9 +142,17 @@ impl Manager {
 
     /// Create the actor of one service and hand it to Recovery.
     fn spawn_service(&mut self, spec: &ServiceSpec) {
+        let log = self.paths.service_log(&spec.name);
+        let output = match self.pumps.start(&log) {
+            Ok(fifo) => fifo,
+            Err(e) => {
+                warn!(target: TARGET, "{}: no log FIFO ({e}); output goes straight to {} without rotation", spec.name, log.display());
+                log
+            }
+        };
         let addr = ServiceActor::new(
             Arc::new(spec.clone()),
-            self.paths.service_log(&spec.name),
+            output,
             self.registry.clone(),
             self.recovery.clone(),
             self.audit.clone(),

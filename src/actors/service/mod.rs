@@ -167,7 +167,8 @@ pub struct ServiceActor {
     spec: Arc<ServiceSpec>,
     /// The log target, `service::<name>`.
     target: String,
-    log_path: PathBuf,
+    /// Where the process's stdout and stderr go: its log FIFO, or its log file.
+    output: PathBuf,
     registry: Addr<Registry>,
     recovery: Addr<Recovery>,
     audit: Addr<Audit>,
@@ -191,7 +192,7 @@ pub struct ServiceActor {
 impl ServiceActor {
     pub fn new(
         spec: Arc<ServiceSpec>,
-        log_path: PathBuf,
+        output: PathBuf,
         registry: Addr<Registry>,
         recovery: Addr<Recovery>,
         audit: Addr<Audit>,
@@ -206,7 +207,7 @@ impl ServiceActor {
         ServiceActor {
             target: format!("service::{}", spec.name),
             spec,
-            log_path,
+            output,
             registry,
             recovery,
             audit,
@@ -272,7 +273,7 @@ impl ServiceActor {
             Some(p) => println!("🚀 Starting {} on port {p}...", self.spec.display_name),
             None => println!("🚀 Starting {}...", self.spec.display_name),
         }
-        let spawn::Spawned { child, id } = match spawn::spawn(&self.spec, &self.log_path) {
+        let spawn::Spawned { child, id } = match spawn::spawn(&self.spec, &self.output) {
             Ok(s) => s,
             Err(e) => {
                 let msg = format!("cannot run {}: {e}", self.spec.program.display());
