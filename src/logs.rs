@@ -29,7 +29,10 @@ const PIPE_SIZE: i32 = 1024 * 1024;
 
 /// The FIFO a service writes to.
 pub fn fifo_path(log: &Path) -> PathBuf {
-    let name = log.file_name().and_then(|n| n.to_str()).unwrap_or("service.log");
+    let name = log
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("service.log");
     let stem = name.strip_suffix(".log").unwrap_or(name);
     log.with_file_name(format!(".{stem}.fifo"))
 }

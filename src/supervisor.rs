@@ -223,7 +223,9 @@ fn wire(
             r
         })
         .collect();
-    let registry = Registry::new(paths.state.clone(), records, kill_switch).start();
+    let registry = Registry::new(paths.state.clone(), records, kill_switch)
+        .with_audit(audit.clone())
+        .start();
     let recovery = Recovery::new(registry.clone(), audit.clone(), kill_switch.on).start();
 
     let client = awc::Client::builder()

@@ -81,6 +81,23 @@ pub struct Escalate {
     pub time: String,
 }
 
+/// A file the supervisor must write could not be written (disk full,
+/// read-only folder…). Raised once until [`StorageRecovered`].
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct StorageFailed {
+    /// What could not be written, e.g. the state file's path.
+    pub what: String,
+    pub error: String,
+}
+
+/// Writing `what` works again.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct StorageRecovered {
+    pub what: String,
+}
+
 /// Format an audit line (without the newline): SPEC §6.
 pub fn format_line(time: &str, r: &Record) -> String {
     let mut line = format!(
@@ -124,6 +141,8 @@ pub struct Audit {
     notifications: Option<Notifications>,
     /// Created in this actor's arbiter (awc clients are not `Send`).
     client: Option<awc::Client>,
+    /// Files that cannot be written right now (each escalated once).
+    failing: std::collections::HashSet<String>,
 }
 
 impl Audit {
@@ -141,15 +160,17 @@ impl Audit {
             rotation,
             notifications,
             client: None,
+            failing: Default::default(),
         }
     }
 
-    fn append(&mut self, line: &str) {
+    fn append(&mut self, line: &str, ctx: &mut Context<Self>) {
+        let what = self.audit_path.display().to_string();
         if self.audit.is_none() {
             match RotatingFile::open(&self.audit_path, self.rotation) {
                 Ok(f) => self.audit = Some(f),
                 Err(e) => {
-                    error!(target: TARGET, "cannot open {}: {e}", self.audit_path.display());
+                    self.storage_failed(what, e.to_string(), ctx);
                     return;
                 }
             }
@@ -159,10 +180,13 @@ impl Audit {
             let (mut sealed, hash) = crate::chain::seal(&self.last_hash, line);
             sealed.push('\n');
             match f.write_record(sealed.as_bytes()) {
-                Ok(()) => self.last_hash = hash,
+                Ok(()) => {
+                    self.last_hash = hash;
+                    self.storage_recovered(&what);
+                }
                 Err(e) => {
-                    error!(target: TARGET, "cannot write {}: {e}", self.audit_path.display());
                     self.audit = None;
+                    self.storage_failed(what, e.to_string(), ctx);
                 }
             }
         }
@@ -196,7 +220,7 @@ impl Audit {
                         .map_err(|e| e.to_string())
                 }
                 .into_actor(self)
-                .map(move |res, act, _| {
+                .map(move |res, act, ctx| {
                     let (outcome, detail) = match res {
                         Ok(s) if s.is_success() => {
                             (Outcome::Success, format!("webhook HTTP {}", s.as_u16()))
@@ -208,6 +232,7 @@ impl Audit {
                         Record::new(&service, "notify", outcome)
                             .took(started.elapsed())
                             .detail(detail),
+                        ctx,
                     );
                 }),
             );
@@ -235,7 +260,7 @@ impl Audit {
                     }
                 }
                 .into_actor(self)
-                .map(move |res, act, _| {
+                .map(move |res, act, ctx| {
                     let (outcome, detail) = match res {
                         Ok(()) => (Outcome::Success, "command".to_string()),
                         Err(e) => (Outcome::Failure, e),
@@ -244,16 +269,53 @@ impl Audit {
                         Record::new(&service, "notify", outcome)
                             .took(started.elapsed())
                             .detail(detail),
+                        ctx,
                     );
                 }),
             );
         }
     }
 
-    fn record(&mut self, r: Record) {
+    fn record(&mut self, r: Record, ctx: &mut Context<Self>) {
         let line = format_line(&now_rfc3339(), &r);
         info!(target: TARGET, "{line}");
-        self.append(&line);
+        self.append(&line, ctx);
+    }
+
+    /// Escalate a storage failure once; the supervisor goes on supervising.
+    fn storage_failed(&mut self, what: String, error: String, ctx: &mut Context<Self>) {
+        if !self.failing.insert(what.clone()) {
+            return;
+        }
+        error!(target: TARGET, "cannot write {what}: {error}; supervising goes on, writing resumes when possible");
+        let e = Escalate {
+            service: "manager".into(),
+            display_name: "AI DAWG Manager".into(),
+            reason: format!("cannot write {what}"),
+            consecutive_failures: 0,
+            restart_attempts: 0,
+            last_error: error,
+            time: now_rfc3339(),
+        };
+        self.raise(e, ctx);
+    }
+
+    fn storage_recovered(&mut self, what: &str) {
+        if self.failing.remove(what) {
+            info!(target: TARGET, "writing {what} works again");
+        }
+    }
+
+    fn raise(&mut self, e: Escalate, ctx: &mut Context<Self>) {
+        let block = format_escalation(&e);
+        eprint!("{block}");
+        warn!(target: TARGET, "escalation raised for {}: {}", e.service, e.reason);
+        let written = crate::process::spawn::open_log(&self.escalations_path)
+            .and_then(|mut f| f.write_all(block.as_bytes()));
+        if let Err(err) = written {
+            error!(target: TARGET, "cannot write {}: {err}", self.escalations_path.display());
+        }
+        self.notify(&e, ctx);
     }
 }
 
@@ -277,23 +339,29 @@ impl Actor for Audit {
 
 impl Handler<Record> for Audit {
     type Result = ();
-    fn handle(&mut self, r: Record, _: &mut Context<Self>) {
-        self.record(r);
+    fn handle(&mut self, r: Record, ctx: &mut Context<Self>) {
+        self.record(r, ctx);
     }
 }
 
 impl Handler<Escalate> for Audit {
     type Result = ();
     fn handle(&mut self, e: Escalate, ctx: &mut Context<Self>) {
-        let block = format_escalation(&e);
-        eprint!("{block}");
-        warn!(target: TARGET, "escalation raised for {}: {}", e.service, e.reason);
-        let written = crate::process::spawn::open_log(&self.escalations_path)
-            .and_then(|mut f| f.write_all(block.as_bytes()));
-        if let Err(err) = written {
-            error!(target: TARGET, "cannot write {}: {err}", self.escalations_path.display());
-        }
-        self.notify(&e, ctx);
+        self.raise(e, ctx);
+    }
+}
+
+impl Handler<StorageFailed> for Audit {
+    type Result = ();
+    fn handle(&mut self, m: StorageFailed, ctx: &mut Context<Self>) {
+        self.storage_failed(m.what, m.error, ctx);
+    }
+}
+
+impl Handler<StorageRecovered> for Audit {
+    type Result = ();
+    fn handle(&mut self, m: StorageRecovered, _: &mut Context<Self>) {
+        self.storage_recovered(&m.what);
     }
 }
 

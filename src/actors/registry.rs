@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::audit::{Audit, StorageFailed, StorageRecovered};
 use super::service::StartCause;
 
 const TARGET: &str = "registry";
@@ -155,6 +156,9 @@ pub struct Registry {
     subscribers: Vec<Recipient<StatusChanged>>,
     event_subscribers: Vec<Recipient<Published>>,
     flush_timer: Option<SpawnHandle>,
+    /// Told when the state file cannot be written, and when it can again.
+    audit: Option<Addr<Audit>>,
+    write_failing: bool,
 }
 
 impl Registry {
@@ -173,7 +177,15 @@ impl Registry {
             subscribers: vec![],
             event_subscribers: vec![],
             flush_timer: None,
+            audit: None,
+            write_failing: false,
         }
+    }
+
+    /// Report state-file write failures (once) and recoveries to `audit`.
+    pub fn with_audit(mut self, audit: Addr<Audit>) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     fn snapshot(&self, r: &ServiceRecord) -> ServiceRecord {
@@ -195,8 +207,27 @@ impl Registry {
             .iter()
             .map(|r| (r.name.clone(), self.snapshot(r)))
             .collect();
-        if let Err(e) = persist::write_atomic(&self.state_path, &persist::encode_state(&file)) {
-            error!(target: TARGET, "cannot write {}: {e}", self.state_path.display());
+        let what = self.state_path.display().to_string();
+        match persist::write_atomic(&self.state_path, &persist::encode_state(&file)) {
+            Ok(()) if self.write_failing => {
+                self.write_failing = false;
+                if let Some(a) = &self.audit {
+                    a.do_send(StorageRecovered { what });
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if !self.write_failing {
+                    error!(target: TARGET, "cannot write {what}: {e}");
+                    self.write_failing = true;
+                    if let Some(a) = &self.audit {
+                        a.do_send(StorageFailed {
+                            what,
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
         }
     }
 

@@ -13,8 +13,8 @@ use super::registry::{
 };
 use super::service::{Adopt, Restart, ServiceActor, Start, StartCause, StartReply, Stop};
 use crate::config::{Config, ServiceSpec};
-use crate::model::{KillSwitch, KillSwitchSource, Limits, ProcessId, ServiceStatus};
 use crate::logs::LogPumps;
+use crate::model::{KillSwitch, KillSwitchSource, Limits, ProcessId, ServiceStatus};
 use crate::paths::DataPaths;
 use crate::persist;
 use crate::policy::{ManualAction, Settings};
