@@ -153,6 +153,25 @@ fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, StartErr
     Ok(listener)
 }
 
+/// Raise the open-files limit to its hard maximum: the supervisor holds a few
+/// descriptors per service (log FIFO and file, pidfds, probes in flight).
+fn raise_fd_limit(services: usize) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+        warn!(target: TARGET, "cannot raise the open-files limit from {soft} to {hard}");
+    }
+    let have = getrlimit(Resource::RLIMIT_NOFILE)
+        .map(|l| l.0)
+        .unwrap_or(soft);
+    let need = 64 + 4 * services as u64;
+    if have < need {
+        warn!(target: TARGET, "open-files limit {have} is low for {services} services (about {need} wanted): raise it with `ulimit -n` or LimitNOFILE");
+    }
+}
+
 /// Run the supervisor in the foreground. Returns when every service is down.
 pub fn run(config_path: &Path, data_dir: Option<&Path>) -> Result<(), StartError> {
     let config = Config::load(config_path)?;
@@ -160,6 +179,7 @@ pub fn run(config_path: &Path, data_dir: Option<&Path>) -> Result<(), StartError
         println!("Autonomous management is disabled in the config (\"enabled\": false); nothing started.");
         return Ok(());
     }
+    raise_fd_limit(config.services.len());
     let paths = DataPaths::resolve(&config.path, data_dir);
     fs::create_dir_all(&paths.logs).map_err(io_err(&paths.logs))?;
     let _lock = PidLock::acquire(&paths.pid)?;

@@ -103,6 +103,31 @@ pub struct ServiceSpec {
     pub autostart: bool,
     /// Effective: the global defaults overlaid with the service's own `monitoring`.
     pub monitoring: Monitoring,
+    /// Per-process resource limits, set with setrlimit before exec.
+    pub limits: ResourceLimits,
+}
+
+impl std::fmt::Display for ResourceLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = vec![];
+        if let Some(n) = self.max_open_files {
+            parts.push(format!("max_open_files {n}"));
+        }
+        if let Some(b) = self.memory_max_bytes {
+            parts.push(format!("memory_max_bytes {b}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Optional resource limits of a service's process (inherited by its children).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// `RLIMIT_NOFILE`: open file descriptors.
+    pub max_open_files: Option<u64>,
+    /// `RLIMIT_AS`: address space in bytes (the portable stand-in for a memory
+    /// cap; it counts virtual memory, so leave room above the resident size).
+    pub memory_max_bytes: Option<u64>,
 }
 
 /// How a service's health is probed (SPEC §3.1).

@@ -60,6 +60,8 @@ pub(crate) struct RawService {
     pub depends_on: Option<Vec<String>>,
     pub autostart: Option<bool>,
     pub monitoring: Option<Object<RawMonitoring>>,
+    pub max_open_files: Option<u64>,
+    pub memory_max_bytes: Option<u64>,
 }
 
 /// The global `monitoring` object, and a service's override of it.

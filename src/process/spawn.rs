@@ -3,7 +3,7 @@
 //! stderr appended straight to its log file (so a supervisor restart does not
 //! cut its output off).
 
-use crate::config::ServiceSpec;
+use crate::config::{ResourceLimits, ServiceSpec};
 use crate::model::ProcessId;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -29,6 +29,18 @@ pub fn open_log(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Set the service's resource limits in the child, before exec.
+fn apply_limits(limits: ResourceLimits) -> io::Result<()> {
+    use nix::sys::resource::{setrlimit, Resource};
+    if let Some(n) = limits.max_open_files {
+        setrlimit(Resource::RLIMIT_NOFILE, n, n).map_err(io::Error::from)?;
+    }
+    if let Some(b) = limits.memory_max_bytes {
+        setrlimit(Resource::RLIMIT_AS, b, b).map_err(io::Error::from)?;
+    }
+    Ok(())
+}
+
 /// Spawn `spec` as the leader of a new process group, its output to `output`:
 /// the service's log FIFO (see [`crate::logs`]) or, failing that, its log file.
 pub fn spawn(spec: &ServiceSpec, output: &Path) -> io::Result<Spawned> {
@@ -49,7 +61,23 @@ pub fn spawn(spec: &ServiceSpec, output: &Path) -> io::Result<Spawned> {
         .stderr(Stdio::from(log))
         .process_group(0)
         .kill_on_drop(false);
-    let child = cmd.spawn()?;
+    let limits = spec.limits;
+    if limits != ResourceLimits::default() {
+        // SAFETY: between fork and exec only async-signal-safe calls are made
+        // (setrlimit), on values copied before the fork.
+        unsafe {
+            cmd.pre_exec(move || apply_limits(limits));
+        }
+    }
+    let child = cmd.spawn().map_err(|e| match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EINVAL) if limits != ResourceLimits::default() => {
+            io::Error::new(
+                e.kind(),
+                format!("the system refused the resource limits ({limits}): {e}"),
+            )
+        }
+        _ => e,
+    })?;
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("spawned child has no pid"))?;
