@@ -27,6 +27,102 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Writes the state file on its own thread, so an fsync never holds up the
+/// actors: the newest content wins (older pending content is dropped), and
+/// `on_change(Err)`/`on_change(Ok)` is called when writing starts failing or
+/// works again.
+pub struct StateWriter {
+    shared: std::sync::Arc<WriterShared>,
+}
+
+struct WriterShared {
+    slot: std::sync::Mutex<WriterSlot>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct WriterSlot {
+    pending: Option<Vec<u8>>,
+    submitted: u64,
+    written: u64,
+}
+
+impl StateWriter {
+    pub fn spawn(
+        path: PathBuf,
+        on_change: impl Fn(Result<(), String>) + Send + 'static,
+    ) -> io::Result<StateWriter> {
+        let shared = std::sync::Arc::new(WriterShared {
+            slot: std::sync::Mutex::new(WriterSlot::default()),
+            wake: std::sync::Condvar::new(),
+        });
+        let worker = shared.clone();
+        std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || {
+                let mut failing = false;
+                loop {
+                    let (bytes, generation) = {
+                        let Ok(mut slot) = worker.slot.lock() else {
+                            return;
+                        };
+                        while slot.pending.is_none() {
+                            slot = match worker.wake.wait(slot) {
+                                Ok(s) => s,
+                                Err(_) => return,
+                            };
+                        }
+                        (slot.pending.take().unwrap_or_default(), slot.submitted)
+                    };
+                    match write_atomic(&path, &bytes) {
+                        Ok(()) if failing => {
+                            failing = false;
+                            on_change(Ok(()));
+                        }
+                        Ok(()) => {}
+                        Err(e) if !failing => {
+                            failing = true;
+                            on_change(Err(e.to_string()));
+                        }
+                        Err(_) => {}
+                    }
+                    if let Ok(mut slot) = worker.slot.lock() {
+                        slot.written = generation;
+                    }
+                    worker.wake.notify_all();
+                }
+            })?;
+        Ok(StateWriter { shared })
+    }
+
+    /// Have `bytes` written (replacing whatever is still waiting).
+    pub fn submit(&self, bytes: Vec<u8>) {
+        if let Ok(mut slot) = self.shared.slot.lock() {
+            slot.pending = Some(bytes);
+            slot.submitted += 1;
+        }
+        self.shared.wake.notify_all();
+    }
+
+    /// Wait (at most `limit`) until everything submitted is on disk.
+    pub fn flush(&self, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        let Ok(mut slot) = self.shared.slot.lock() else {
+            return;
+        };
+        while slot.written < slot.submitted {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            slot = match self.shared.wake.wait_timeout(slot, left) {
+                Ok((s, _)) => s,
+                Err(_) => return,
+            };
+        }
+    }
+}
+
 /// The state file's shape: `[[name, record], …]` (the seed's).
 pub type StateFile = Vec<(String, ServiceRecord)>;
 
@@ -222,6 +318,40 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "no temp left");
+    }
+
+    #[test]
+    fn the_writer_thread_writes_the_newest_content() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.json");
+        let w = StateWriter::spawn(p.clone(), |_| {}).unwrap();
+        for i in 0..100 {
+            w.submit(format!("{i}").into_bytes());
+        }
+        w.flush(std::time::Duration::from_secs(10));
+        assert_eq!(fs::read_to_string(&p).unwrap(), "99");
+    }
+
+    #[test]
+    fn the_writer_reports_failure_once_and_recovery() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.json");
+        fs::create_dir(&p).unwrap(); // renaming a file over a folder fails
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w = StateWriter::spawn(p.clone(), move |r| {
+            let _ = tx.send(r.is_ok());
+        })
+        .unwrap();
+        w.submit(b"a".to_vec());
+        w.flush(std::time::Duration::from_secs(10));
+        w.submit(b"b".to_vec());
+        w.flush(std::time::Duration::from_secs(10));
+        fs::remove_dir(&p).unwrap();
+        w.submit(b"c".to_vec());
+        w.flush(std::time::Duration::from_secs(10));
+        let seen: Vec<bool> = rx.try_iter().collect();
+        assert_eq!(seen, vec![false, true]);
+        assert_eq!(fs::read_to_string(&p).unwrap(), "c");
     }
 
     #[test]

@@ -244,7 +244,7 @@ fn wire(
         })
         .collect();
     let registry = Registry::new(paths.state.clone(), records, kill_switch)
-        .with_audit(audit.clone())
+        .with_writer(Some(audit.clone()))
         .start();
     let recovery = Recovery::new(registry.clone(), audit.clone(), kill_switch.on).start();
 

@@ -21,10 +21,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::audit::{Audit, StorageFailed, StorageRecovered};
 use super::service::StartCause;
+use crate::persist::StateWriter;
 
 const TARGET: &str = "registry";
 /// How long a non-status change may wait before it is written.
 const DEBOUNCE: Duration = Duration::from_millis(500);
+/// How long a status change may wait: long enough to write a burst of changes
+/// (a restart storm) once, short enough to be "at once" for a reader.
+const STATUS_FLUSH: Duration = Duration::from_millis(10);
 
 // ---- messages the Registry receives -------------------------------------------
 
@@ -156,9 +160,10 @@ pub struct Registry {
     subscribers: Vec<Recipient<StatusChanged>>,
     event_subscribers: Vec<Recipient<Published>>,
     flush_timer: Option<SpawnHandle>,
-    /// Told when the state file cannot be written, and when it can again.
-    audit: Option<Addr<Audit>>,
-    write_failing: bool,
+    /// When `flush_timer` fires.
+    flush_due: Option<Instant>,
+    /// Writes the state file off the actor thread.
+    writer: Option<StateWriter>,
 }
 
 impl Registry {
@@ -177,14 +182,35 @@ impl Registry {
             subscribers: vec![],
             event_subscribers: vec![],
             flush_timer: None,
-            audit: None,
-            write_failing: false,
+            flush_due: None,
+            writer: None,
         }
     }
 
-    /// Report state-file write failures (once) and recoveries to `audit`.
-    pub fn with_audit(mut self, audit: Addr<Audit>) -> Self {
-        self.audit = Some(audit);
+    /// Write the state file on a thread of its own, reporting failures (once)
+    /// and recoveries to `audit`. Without this the Registry writes inline.
+    pub fn with_writer(mut self, audit: Option<Addr<Audit>>) -> Self {
+        let what = self.state_path.display().to_string();
+        let writer = StateWriter::spawn(self.state_path.clone(), move |r| {
+            let what = what.clone();
+            match r {
+                Err(error) => {
+                    error!(target: TARGET, "cannot write {what}: {error}");
+                    if let Some(a) = &audit {
+                        a.do_send(StorageFailed { what, error });
+                    }
+                }
+                Ok(()) => {
+                    if let Some(a) = &audit {
+                        a.do_send(StorageRecovered { what });
+                    }
+                }
+            }
+        });
+        match writer {
+            Ok(w) => self.writer = Some(w),
+            Err(e) => error!(target: TARGET, "no state-writer thread ({e}); writing inline"),
+        }
         self
     }
 
@@ -201,43 +227,40 @@ impl Registry {
         r
     }
 
+    /// Hand the current records to the writer.
     fn persist(&mut self) {
         let file: StateFile = self
             .records
             .iter()
             .map(|r| (r.name.clone(), self.snapshot(r)))
             .collect();
-        let what = self.state_path.display().to_string();
-        match persist::write_atomic(&self.state_path, &persist::encode_state(&file)) {
-            Ok(()) if self.write_failing => {
-                self.write_failing = false;
-                if let Some(a) = &self.audit {
-                    a.do_send(StorageRecovered { what });
-                }
-            }
-            Ok(()) => {}
-            Err(e) => {
-                if !self.write_failing {
-                    error!(target: TARGET, "cannot write {what}: {e}");
-                    self.write_failing = true;
-                    if let Some(a) = &self.audit {
-                        a.do_send(StorageFailed {
-                            what,
-                            error: e.to_string(),
-                        });
-                    }
+        let bytes = persist::encode_state(&file);
+        match &self.writer {
+            Some(w) => w.submit(bytes),
+            None => {
+                if let Err(e) = persist::write_atomic(&self.state_path, &bytes) {
+                    error!(target: TARGET, "cannot write {}: {e}", self.state_path.display());
                 }
             }
         }
     }
 
-    fn persist_soon(&mut self, ctx: &mut Context<Self>) {
-        if self.flush_timer.is_none() {
-            self.flush_timer = Some(ctx.run_later(DEBOUNCE, |act, _| {
-                act.flush_timer = None;
-                act.persist();
-            }));
+    /// Persist within `delay` (sooner if already due sooner): changes that come
+    /// together are written together.
+    fn persist_within(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        let due = Instant::now() + delay;
+        if self.flush_due.is_some_and(|d| d <= due) {
+            return;
         }
+        if let Some(h) = self.flush_timer.take() {
+            ctx.cancel_future(h);
+        }
+        self.flush_due = Some(due);
+        self.flush_timer = Some(ctx.run_later(delay, |act, _| {
+            act.flush_timer = None;
+            act.flush_due = None;
+            act.persist();
+        }));
     }
 
     fn publish(&self, service: &str, kind: EventKind) {
@@ -270,10 +293,7 @@ impl Registry {
         let after = self.records[i].status;
         if before != after {
             debug!(target: TARGET, "{service}: {before} -> {after}");
-            if let Some(h) = self.flush_timer.take() {
-                ctx.cancel_future(h);
-            }
-            self.persist();
+            self.persist_within(STATUS_FLUSH, ctx);
             self.publish(
                 service,
                 EventKind::Status {
@@ -289,7 +309,7 @@ impl Registry {
                 s.do_send(msg.clone());
             }
         } else {
-            self.persist_soon(ctx);
+            self.persist_within(DEBOUNCE, ctx);
         }
     }
 }
@@ -532,7 +552,14 @@ impl Handler<UpdateMeta> for Registry {
 
 impl Handler<Flush> for Registry {
     type Result = ();
-    fn handle(&mut self, _: Flush, _: &mut Context<Self>) {
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
+        if let Some(h) = self.flush_timer.take() {
+            ctx.cancel_future(h);
+        }
+        self.flush_due = None;
         self.persist();
+        if let Some(w) = &self.writer {
+            w.flush(Duration::from_secs(10));
+        }
     }
 }

@@ -37,6 +37,10 @@ use tokio::sync::oneshot;
 
 /// First delay between probes while a service is starting; doubled each time.
 const FIRST_START_PROBE: Duration = Duration::from_millis(1);
+/// For this long after a spawn, a refused connection is retried at once (no
+/// timer: timers tick in milliseconds), so a service that is up in under a
+/// millisecond is seen running within microseconds of listening.
+const START_SPIN: Duration = Duration::from_millis(2);
 /// Longest delay between probes while starting (never more than the interval).
 const MAX_START_PROBE: Duration = Duration::from_millis(200);
 
@@ -253,7 +257,7 @@ impl ServiceActor {
     /// start deadline and the first probe.
     fn launch(&mut self, cause: StartCause, free_port: bool, ctx: &mut Context<Self>) {
         let ordered_at = Instant::now();
-        if let Some(p) = self.spec.port {
+        if let Some(p) = self.spec.port.filter(|p| !port::bindable(*p)) {
             let me = std::process::id();
             let holders: Vec<_> = port::holders(p)
                 .into_iter()
@@ -328,7 +332,7 @@ impl ServiceActor {
         }));
         self.handles.start_deadline =
             Some(ctx.notify_later(StartDeadline { generation }, self.spec.start_timeout));
-        self.schedule_probe(Duration::ZERO, ctx);
+        ctx.notify(ProbeDue { generation });
     }
 
     /// A start that could not spawn a process.
@@ -670,6 +674,16 @@ impl Handler<ProbeDone> for ServiceActor {
             (Phase::Starting, false) => {
                 // Expected while starting; only start_timeout counts. Probe
                 // again soon, backing off, so a fast service is seen at once.
+                let refused = m
+                    .outcome
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.kind == ErrorKind::ConnectionRefused);
+                if refused && run.ordered_at.elapsed() < START_SPIN {
+                    let generation = self.generation;
+                    ctx.notify(ProbeDue { generation });
+                    return;
+                }
                 let delay = self.start_probe_delay;
                 self.start_probe_delay = (delay * 2).min(MAX_START_PROBE).min(interval);
                 self.schedule_probe(delay, ctx);
