@@ -180,6 +180,9 @@ pub fn run(config_path: &Path, data_dir: Option<&Path>) -> Result<(), StartError
         return Ok(());
     }
     raise_fd_limit(config.services.len());
+    if let Err(e) = crate::process::reaper::become_subreaper() {
+        warn!(target: TARGET, "cannot become a child subreaper ({e}): orphans of services go to pid 1");
+    }
     let paths = DataPaths::resolve(&config.path, data_dir);
     fs::create_dir_all(&paths.logs).map_err(io_err(&paths.logs))?;
     let _lock = PidLock::acquire(&paths.pid)?;
@@ -275,6 +278,7 @@ fn wire(
         Err(e) => warn!(target: TARGET, "control socket unusable: {e}"),
     }
 
+    actix_rt::spawn(crate::process::reaper::run());
     let reloader = manager.clone();
     actix_rt::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};

@@ -7,4 +7,5 @@ pub mod group;
 pub mod pidfd;
 pub mod port;
 pub mod procfs;
+pub mod reaper;
 pub mod spawn;

@@ -81,6 +81,7 @@ pub fn spawn(spec: &ServiceSpec, output: &Path) -> io::Result<Spawned> {
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("spawned child has no pid"))?;
+    super::reaper::track(pid);
     // The start time exists from fork on; if the process is already gone its
     // exit will be reported by the wait, so 0 only marks "unknown".
     let start_time = super::procfs::start_time(pid).unwrap_or(0);

@@ -22,7 +22,7 @@ use super::registry::{
 use crate::config::ServiceSpec;
 use crate::health::{Probe, ProbeOutcome};
 use crate::model::{ErrorKind, ExitReason, ProcessId};
-use crate::process::{group, pidfd, port, procfs, spawn};
+use crate::process::{group, pidfd, port, procfs, reaper, spawn};
 use actix::clock::Instant;
 use actix::prelude::*;
 use log::{debug, info, warn};
@@ -287,8 +287,11 @@ impl ServiceActor {
         };
         info!(target: &self.target, "spawned pid {} ({cause})", id.pid);
         let mut child = child;
+        let pid = id.pid;
         let exit = Box::pin(async move {
-            match child.wait().await {
+            let status = child.wait().await;
+            reaper::untrack(pid);
+            match status {
                 Ok(s) => match (s.code(), s.signal()) {
                     (Some(c), _) => ExitReason::Code(c),
                     (None, Some(sig)) => ExitReason::Signal(sig),
