@@ -179,7 +179,6 @@ fn recover_lifts_an_escalation_with_its_counters_reset() {
 }
 
 #[test]
-#[ignore = "bug: `start` of an escalated live service leaves its status `escalated` forever"]
 fn start_lifts_the_escalation_of_a_live_service() {
     let setup = Setup::new();
     let flag = setup.path("fail.flag");
