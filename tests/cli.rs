@@ -139,6 +139,34 @@ fn stop_then_start_by_name() {
 }
 
 #[test]
+fn stop_during_a_backoff_cancels_the_scheduled_restart() {
+    // A cooldown long enough that the second crash (200 ms after a restart)
+    // falls inside it even on a loaded machine.
+    let sup = Setup::new()
+        .monitoring("restart_cooldown", json!("3s"))
+        .service(Service::new("crashy").args(["--crash-after-ms", "200"]))
+        .start();
+    let backoff = sup.wait_status("crashy", "backoff");
+    let due = time_of(&backoff["next_restart_at"]);
+    let out = sup.cli(&["stop", "crashy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r = sup.record("crashy");
+    assert_eq!(r["status"], "stopped", "{r}");
+    assert!(r["next_restart_at"].is_null(), "{r}");
+    // The cancelled restart was due at `next_restart_at`: watching until
+    // 300 ms past it shows it will not come.
+    let window = due
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default()
+        + Duration::from_millis(300);
+    sup.holds_for("stays stopped", window, || {
+        let r = sup.record("crashy");
+        r["status"] == "stopped" && r["pid"].is_null()
+    });
+    assert!(demo_instances_on(sup.port("crashy")).is_empty());
+}
+
+#[test]
 fn recover_lifts_an_escalation_with_its_counters_reset() {
     let setup = Setup::new();
     let flag = setup.path("fail.flag");

@@ -296,7 +296,10 @@ fn audit_and_state_file_have_the_spec_shape_and_restart_count_survives() {
 
 #[test]
 fn supervisor_killed_with_sigkill_and_started_again_leaves_one_instance_each() {
+    // Port holders are not killed: the leftovers must be handled as ours,
+    // not as foreign processes in the way.
     let mut sup = Setup::new()
+        .safety("kill_port_conflicts", json!(false))
         .service(Service::new("producer"))
         .service(Service::new("vocal_coach").depends_on(&["producer"]))
         .start();
@@ -331,10 +334,115 @@ fn supervisor_killed_with_sigkill_and_started_again_leaves_one_instance_each() {
         let live = demo_instances_on(port);
         assert_eq!(live, vec![new], "{name}: instances on port {port}");
     }
-    let replaced: Vec<_> = sup
-        .audit_lines()
-        .into_iter()
-        .filter(|l| l.contains("| stop | SUCCESS |") && l.contains("previous supervisor"))
-        .collect();
-    assert_eq!(replaced.len(), 2, "{replaced:?}");
+    for (name, old) in ["producer", "vocal_coach"].iter().zip(old) {
+        let stops = sup.audit(name, "stop");
+        assert!(
+            stops
+                .iter()
+                .any(|l| l.detail.contains(&format!("pid {}", old.pid))),
+            "{name}: no stop line for the old pid {}: {stops:?}",
+            old.pid
+        );
+    }
+    assert_eq!(sup.escalation_count(), 0, "{}", sup.escalations());
+}
+
+#[test]
+fn sigterm_stops_every_service_and_the_supervisor_exits_0() {
+    let mut sup = Setup::new().service(Service::new("producer")).start();
+    let p = sup.wait_running("producer");
+    sup.signal_supervisor(libc::SIGTERM);
+    let status = sup.wait_exit();
+    assert_eq!(status.code(), Some(0), "supervisor exit: {status}");
+    assert!(!p.alive(), "the service outlived the supervisor");
+    assert!(sup.audited("manager", "shutdown", "SUCCESS"));
+    let state = sup.state_file();
+    assert_eq!(state[0][1]["status"], "stopped", "{state}");
+    assert!(state[0][1]["pid"].is_null(), "{state}");
+}
+
+#[test]
+#[ignore = "bug: a supervisor restarted after SIGKILL autostarts a service a human had stopped"]
+fn a_stopped_service_stays_stopped_across_a_supervisor_crash() {
+    let mut sup = Setup::new()
+        .service(Service::new("producer"))
+        .service(Service::new("idle"))
+        .start();
+    sup.wait_running("producer");
+    let idle = sup.wait_running("idle");
+    assert!(sup.cli(&["stop", "idle"]).status.success());
+    assert!(!idle.alive());
+    sup.signal_supervisor(libc::SIGKILL);
+    sup.wait_exit();
+
+    // SPEC §5: stopped services "stay stopped until started"; §4.8: after a
+    // crash, state "continue[s] where [it was]".
+    sup.restart_supervisor();
+    sup.wait_running("producer");
+    // Autostart is immediate (the producer is already running): 500 ms, five
+    // health intervals, without a start of `idle` shows none is coming.
+    sup.holds_for("idle stays stopped", Duration::from_millis(500), || {
+        let r = sup.record("idle");
+        r["status"] == "stopped" && r["pid"].is_null()
+    });
+}
+
+#[test]
+#[ignore = "bug: a supervisor restarted after SIGKILL restarts an escalated service and escalates the same incident again"]
+fn an_escalated_service_stays_escalated_across_a_supervisor_crash() {
+    let mut sup = Setup::new()
+        .monitoring("restart_cooldown", json!("100ms"))
+        .monitoring("max_restart_attempts", json!(1))
+        .service(Service::new("crashy").args(["--crash-after-ms", "100"]))
+        .start();
+    sup.wait_status("crashy", "escalated");
+    sup.wait_until("the escalation block", || sup.escalation_count() == 1);
+    sup.signal_supervisor(libc::SIGKILL);
+    sup.wait_exit();
+
+    // SPEC §4.5: an incident escalates once and waits for a human; §4.8: state
+    // continues where it was. An automatic start would come at once; 500 ms
+    // is five health intervals and five cooldowns.
+    sup.restart_supervisor();
+    sup.holds_for(
+        "still escalated, not started",
+        Duration::from_millis(500),
+        || {
+            let r = sup.record("crashy");
+            r["status"] == "escalated" && r["pid"].is_null()
+        },
+    );
+    assert_eq!(sup.escalation_count(), 1, "{}", sup.escalations());
+}
+
+#[test]
+#[ignore = "bug: after a supervisor crash, the process group of a service whose leader died meanwhile is never cleaned up"]
+fn leftovers_of_a_leader_that_died_while_the_supervisor_was_down_are_cleaned_up() {
+    let setup = Setup::new();
+    let pid_file = setup.path("grandchild.pid");
+    let mut sup = setup
+        .service(
+            Service::new("parent")
+                .args(["--spawn-grandchild", "--grandchild-pid-file"])
+                .args([pid_file.to_str().unwrap()]),
+        )
+        .start();
+    let leader = sup.wait_running("parent");
+    let grandchild = sup.read_pid_file(&pid_file);
+    sup.signal_supervisor(libc::SIGKILL);
+    sup.wait_exit();
+    // The leader dies while nobody supervises it; its grandchild lives on in
+    // the group the state file names.
+    leader.signal(libc::SIGKILL);
+    wait_until("the leader to die", TIMEOUT, || !leader.alive());
+    assert!(grandchild.alive());
+
+    // SPEC §4.6: no process of a service's group survives it; §4.8: one
+    // instance per service after a supervisor crash.
+    sup.restart_supervisor();
+    let new = sup.wait_running("parent");
+    assert_ne!(new, leader);
+    sup.wait_until("the old instance's grandchild to be gone", || {
+        !grandchild.alive()
+    });
 }
