@@ -5,7 +5,7 @@
 //! tells the Registry what it decided so the records stay the one truth.
 
 use super::audit::{self, Audit, Outcome, Record};
-use super::registry::{RecoveryChanged, Registry};
+use super::registry::{EscalationLifted, RecoveryChanged, Registry};
 use super::service::{Recheck, Restart, ServiceActor, StartCause};
 use crate::model::{now_rfc3339, ErrorKind, ServiceStatus};
 use crate::policy::{self, Decision, EscalationReason, Failure, ManualAction, Settings, Track};
@@ -403,12 +403,20 @@ impl Handler<Manual> for Recovery {
         let Some(e) = self.services.get_mut(&m.service) else {
             return;
         };
+        let was_escalated = e.track.escalated;
         policy::on_manual(&mut e.track, m.action);
         if let Some(h) = e.cooldown.take() {
             ctx.cancel_future(h);
         }
         if let Some(h) = e.stable.take() {
             ctx.cancel_future(h);
+        }
+        if was_escalated {
+            // The Registry keeps `escalated` until told: a `start` of a live
+            // process spawns nothing that would tell it otherwise.
+            self.registry.do_send(EscalationLifted {
+                service: m.service.clone(),
+            });
         }
         self.report(&m.service, None);
     }

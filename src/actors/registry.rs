@@ -87,6 +87,16 @@ pub struct RecoveryChanged {
     pub next_restart_at: Option<SystemTime>,
 }
 
+/// A human acted on an escalated service (`start`, `stop`, `restart`,
+/// `recover`): the escalation is over, and its status follows its process
+/// again — `running` if it is up and its last check passed, else `unhealthy`
+/// until a start, a stop or a check says more.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct EscalationLifted {
+    pub service: String,
+}
+
 /// The effective kill switch, for status answers.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -156,6 +166,8 @@ pub struct Registry {
     index: HashMap<String, usize>,
     /// Monotonic start of each running process, for uptime.
     started: HashMap<String, Instant>,
+    /// Whether the current process passed its last check, for a lifted escalation.
+    last_check_ok: HashMap<String, bool>,
     kill_switch: KillSwitch,
     subscribers: Vec<Recipient<StatusChanged>>,
     event_subscribers: Vec<Recipient<Published>>,
@@ -178,6 +190,7 @@ impl Registry {
             records,
             index,
             started: HashMap::new(),
+            last_check_ok: HashMap::new(),
             kill_switch,
             subscribers: vec![],
             event_subscribers: vec![],
@@ -324,6 +337,7 @@ impl Actor for Registry {
 impl Handler<ServiceStarted> for Registry {
     type Result = ();
     fn handle(&mut self, m: ServiceStarted, ctx: &mut Context<Self>) {
+        self.last_check_ok.remove(&m.service);
         self.publish(
             &m.service,
             EventKind::Started {
@@ -352,6 +366,7 @@ impl Handler<ServiceStarted> for Registry {
 impl Handler<HealthChecked> for Registry {
     type Result = ();
     fn handle(&mut self, m: HealthChecked, ctx: &mut Context<Self>) {
+        self.last_check_ok.insert(m.service.clone(), m.ok);
         self.publish(
             &m.service,
             EventKind::Health {
@@ -390,6 +405,7 @@ impl Handler<HealthChecked> for Registry {
 impl Handler<ServiceExited> for Registry {
     type Result = ();
     fn handle(&mut self, m: ServiceExited, ctx: &mut Context<Self>) {
+        self.last_check_ok.remove(&m.service);
         self.publish(
             &m.service,
             EventKind::Exited {
@@ -419,6 +435,7 @@ impl Handler<ServiceExited> for Registry {
 impl Handler<ServiceStopped> for Registry {
     type Result = ();
     fn handle(&mut self, m: ServiceStopped, ctx: &mut Context<Self>) {
+        self.last_check_ok.remove(&m.service);
         self.update(&m.service, ctx, |r, started| {
             started.remove(&r.name);
             r.pid = None;
@@ -455,6 +472,24 @@ impl Handler<RecoveryChanged> for Registry {
             r.next_restart_at = m
                 .next_restart_at
                 .map(|t| humantime::format_rfc3339_millis(t).to_string());
+        });
+    }
+}
+
+impl Handler<EscalationLifted> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: EscalationLifted, ctx: &mut Context<Self>) {
+        let passing = self.last_check_ok.get(&m.service) == Some(&true);
+        self.update(&m.service, ctx, |r, _| {
+            // A start or stop may have said more already: only an escalated
+            // status is replaced.
+            if r.status == ServiceStatus::Escalated {
+                r.status = if r.pid.is_some() && passing {
+                    ServiceStatus::Running
+                } else {
+                    ServiceStatus::Unhealthy
+                };
+            }
         });
     }
 }
