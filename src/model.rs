@@ -174,6 +174,10 @@ pub struct ServiceRecord {
     /// The limits recovery applies to this service, for `status --explain`.
     #[serde(default)]
     pub limits: Option<Limits>,
+    /// Stopped by a human: not started again (not even by a new supervisor)
+    /// until a human starts it.
+    #[serde(default)]
+    pub held_stopped: bool,
 }
 
 /// How many exits a record remembers.
@@ -216,6 +220,7 @@ impl ServiceRecord {
             next_restart_at: None,
             recent_exits: vec![],
             limits: None,
+            held_stopped: false,
         }
     }
 

@@ -45,6 +45,8 @@ struct WriterSlot {
     pending: Option<Vec<u8>>,
     submitted: u64,
     written: u64,
+    /// Told when the generation they wait for is on disk.
+    acks: Vec<(u64, tokio::sync::oneshot::Sender<()>)>,
 }
 
 impl StateWriter {
@@ -88,6 +90,13 @@ impl StateWriter {
                     }
                     if let Ok(mut slot) = worker.slot.lock() {
                         slot.written = generation;
+                        let (done, waiting) = std::mem::take(&mut slot.acks)
+                            .into_iter()
+                            .partition(|(g, _)| *g <= generation);
+                        slot.acks = waiting;
+                        for (_, tx) in done {
+                            let _ = tx.send(());
+                        }
                     }
                     worker.wake.notify_all();
                 }
@@ -102,6 +111,20 @@ impl StateWriter {
             slot.submitted += 1;
         }
         self.shared.wake.notify_all();
+    }
+
+    /// Have `bytes` written; the receiver resolves once they are on disk (or
+    /// the write was attempted and failed).
+    pub fn submit_acked(&self, bytes: Vec<u8>) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut slot) = self.shared.slot.lock() {
+            slot.pending = Some(bytes);
+            slot.submitted += 1;
+            let generation = slot.submitted;
+            slot.acks.push((generation, tx));
+        }
+        self.shared.wake.notify_all();
+        rx
     }
 
     /// Wait (at most `limit`) until everything submitted is on disk.

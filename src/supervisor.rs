@@ -4,12 +4,12 @@
 
 use crate::actors::audit::{Audit, Outcome, Record};
 use crate::actors::control::ControlServer;
-use crate::actors::manager::{limits_of, Manager, Peers, Reload, Shutdown};
+use crate::actors::manager::{limits_of, Inherited, Manager, Peers, Reload, Shutdown};
 use crate::actors::recovery::Recovery;
 use crate::actors::registry::Registry;
 use crate::config::Config;
 use crate::logs::LogPumps;
-use crate::model::{KillSwitch, KillSwitchSource, ProcessId, ServiceRecord};
+use crate::model::{KillSwitch, KillSwitchSource, ProcessId, ServiceRecord, ServiceStatus};
 use crate::paths::DataPaths;
 use crate::persist::{self, LoadedState, PidLock};
 use crate::process::{group, procfs};
@@ -93,9 +93,26 @@ fn find_leftovers(config: &Config, paths: &DataPaths) -> Leftovers {
     let mut alive = HashMap::new();
     let mut replaced = vec![];
     for (name, record) in &records {
-        let Some(id) = record.process().filter(|id| procfs::is_same_process(*id)) else {
+        let Some(id) = record.process() else { continue };
+        if !procfs::is_same_process(id) {
+            // The leader is gone. If its pid is unused and its group still has
+            // members, they are ours: the kernel never hands out a pid that is
+            // still some group's id, so the group cannot be anyone else's.
+            let leader_gone = match procfs::start_time(id.pid) {
+                None => true,
+                // Our leader, dead but not reaped (its parent was the old supervisor).
+                Some(t) => t == id.start_time && procfs::is_zombie(id.pid),
+            };
+            if leader_gone && group::group_alive(id.pid) {
+                info!(target: TARGET, "{name}: pid {} died while no supervisor ran; killing what is left of its group", id.pid);
+                group::signal_group(id.pid, Signal::SIGKILL);
+                replaced.push((
+                    name.clone(),
+                    format!("killed the leftovers of the process group of pid {}, which died while no supervisor ran", id.pid),
+                ));
+            }
             continue;
-        };
+        }
         if config.service(name).is_some() {
             alive.insert(name.clone(), id);
         } else {
@@ -241,7 +258,19 @@ fn wire(
             let mut r = ServiceRecord::new(&s.name, &s.display_name, s.port);
             r.limits = Some(limits_of(&config, s));
             if let Some(old) = leftovers.records.get(&s.name) {
+                // The record goes on where it was: counters, last errors, a
+                // pending escalation, a human's stop.
                 r.restart_count = old.restart_count;
+                r.restart_attempts = old.restart_attempts;
+                r.consecutive_failures = old.consecutive_failures;
+                r.last_error = old.last_error.clone();
+                r.last_error_kind = old.last_error_kind;
+                r.last_exit = old.last_exit.clone();
+                r.recent_exits = old.recent_exits.clone();
+                r.held_stopped = old.held_stopped;
+                if old.status == ServiceStatus::Escalated {
+                    r.status = ServiceStatus::Escalated;
+                }
             }
             r
         })
@@ -267,7 +296,10 @@ fn wire(
         paths.clone(),
         peers,
         kill_switch,
-        leftovers.alive,
+        Inherited {
+            alive: leftovers.alive,
+            records: leftovers.records,
+        },
     )
     .start();
 

@@ -322,28 +322,46 @@ fn supervisor_killed_with_sigkill_and_started_again_leaves_one_instance_each() {
     assert!(said.contains("STALE") && said.contains("RUNNING"), "{said}");
     assert_eq!(sup.cli(&["restart", "producer"]).status.code(), Some(3));
 
+    // SPEC §4.8: what is still ours (same pid and start time) is adopted,
+    // not duplicated: exactly one instance each, the very same process.
     sup.restart_supervisor();
     for (name, old) in ["producer", "vocal_coach"].iter().zip(old) {
-        let new = sup.wait_running(name);
-        assert_ne!(new, old, "{name}: expected a fresh instance");
-        sup.wait_until(
-            &format!("{name}: the old pid {} to be gone", old.pid),
-            || !old.alive(),
+        let now = sup.wait_running(name);
+        assert_eq!(
+            now, old,
+            "{name}: the live process should have been adopted"
         );
         let port = sup.port(name);
-        let live = demo_instances_on(port);
-        assert_eq!(live, vec![new], "{name}: instances on port {port}");
-    }
-    for (name, old) in ["producer", "vocal_coach"].iter().zip(old) {
-        let stops = sup.audit(name, "stop");
+        assert_eq!(
+            demo_instances_on(port),
+            vec![old],
+            "{name}: instances on port {port}"
+        );
+        let adopts = sup.audit(name, "adopt");
         assert!(
-            stops
+            adopts
                 .iter()
                 .any(|l| l.detail.contains(&format!("pid {}", old.pid))),
-            "{name}: no stop line for the old pid {}: {stops:?}",
+            "{name}: no adopt line for pid {}: {adopts:?}",
             old.pid
         );
     }
+    // An adopted process is not our child, yet its exit is noticed at once
+    // (pidfd) and it is replaced by exactly one new instance.
+    let adopted = sup.proc_of("producer").expect("producer pid");
+    adopted.signal(libc::SIGKILL);
+    let new = sup.wait_record("a new producer", "producer", |r| {
+        r["status"] == "running" && r["pid"].as_u64().is_some_and(|p| p as u32 != adopted.pid)
+    });
+    let port = sup.port("producer");
+    let new_pid = new["pid"].as_u64().unwrap_or(0) as u32;
+    sup.wait_until("one producer instance", || {
+        demo_instances_on(port)
+            .iter()
+            .map(|p| p.pid)
+            .collect::<Vec<_>>()
+            == vec![new_pid]
+    });
     assert_eq!(sup.escalation_count(), 0, "{}", sup.escalations());
 }
 
@@ -362,7 +380,6 @@ fn sigterm_stops_every_service_and_the_supervisor_exits_0() {
 }
 
 #[test]
-#[ignore = "bug: a supervisor restarted after SIGKILL autostarts a service a human had stopped"]
 fn a_stopped_service_stays_stopped_across_a_supervisor_crash() {
     let mut sup = Setup::new()
         .service(Service::new("producer"))
@@ -388,7 +405,6 @@ fn a_stopped_service_stays_stopped_across_a_supervisor_crash() {
 }
 
 #[test]
-#[ignore = "bug: a supervisor restarted after SIGKILL restarts an escalated service and escalates the same incident again"]
 fn an_escalated_service_stays_escalated_across_a_supervisor_crash() {
     let mut sup = Setup::new()
         .monitoring("restart_cooldown", json!("100ms"))
@@ -397,6 +413,11 @@ fn an_escalated_service_stays_escalated_across_a_supervisor_crash() {
         .start();
     sup.wait_status("crashy", "escalated");
     sup.wait_until("the escalation block", || sup.escalation_count() == 1);
+    // The crash comes once the escalation is persisted (a crash before that
+    // would lose it: nothing can be durable before it is written).
+    sup.wait_until("the state file to say escalated", || {
+        sup.state_file()[0][1]["status"] == "escalated"
+    });
     sup.signal_supervisor(libc::SIGKILL);
     sup.wait_exit();
 
@@ -416,7 +437,6 @@ fn an_escalated_service_stays_escalated_across_a_supervisor_crash() {
 }
 
 #[test]
-#[ignore = "bug: after a supervisor crash, the process group of a service whose leader died meanwhile is never cleaned up"]
 fn leftovers_of_a_leader_that_died_while_the_supervisor_was_down_are_cleaned_up() {
     let setup = Setup::new();
     let pid_file = setup.path("grandchild.pid");
@@ -445,4 +465,33 @@ fn leftovers_of_a_leader_that_died_while_the_supervisor_was_down_are_cleaned_up(
     sup.wait_until("the old instance's grandchild to be gone", || {
         !grandchild.alive()
     });
+}
+
+#[test]
+fn a_recorded_pid_with_another_start_time_is_never_adopted_nor_signalled() {
+    // A process that is not the service's, recorded as its pid with another
+    // start time: what a recycled pid looks like after a crash.
+    let setup = Setup::new().service(Service::new("producer"));
+    let stranger = Foreign::spawn(free_port());
+    let pid = stranger.proc_.pid;
+    std::fs::create_dir_all(setup.path("data")).expect("data dir");
+    let state = json!([["producer", {
+        "name": "producer", "port": 1, "status": "running",
+        "pid": pid, "process_start_time": 1, "uptime": 5,
+        "restart_count": 4, "consecutive_failures": 0, "last_health_check": null
+    }]]);
+    std::fs::write(setup.path("data/service-state.json"), state.to_string()).expect("state");
+    let sup = setup.start();
+    let producer = sup.wait_running("producer");
+    assert_ne!(
+        producer.pid, pid,
+        "the stranger must not be taken for the service"
+    );
+    assert!(stranger.proc_.alive(), "the stranger was signalled");
+    assert!(sup.audit("producer", "adopt").is_empty());
+    assert_eq!(
+        sup.record("producer")["restart_count"],
+        4,
+        "restart_count carries over"
+    );
 }

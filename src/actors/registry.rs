@@ -26,9 +26,6 @@ use crate::persist::StateWriter;
 const TARGET: &str = "registry";
 /// How long a non-status change may wait before it is written.
 const DEBOUNCE: Duration = Duration::from_millis(500);
-/// How long a status change may wait: long enough to write a burst of changes
-/// (a restart storm) once, short enough to be "at once" for a reader.
-const STATUS_FLUSH: Duration = Duration::from_millis(10);
 
 // ---- messages the Registry receives -------------------------------------------
 
@@ -64,6 +61,8 @@ pub struct ServiceExited {
 #[rtype(result = "()")]
 pub struct ServiceStopped {
     pub service: String,
+    /// A human's `stop`: remembered in the record (`held_stopped`).
+    pub by_hand: bool,
 }
 
 /// A start could not even spawn the process (spawn error, port conflict).
@@ -152,10 +151,16 @@ pub struct UpdateMeta {
     pub limits: Limits,
 }
 
-/// Write the state file now (at shutdown).
+/// Write the state file now; answers once it is on disk (before a manual
+/// command is answered, and at shutdown).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Flush;
+
+/// Persist once the messages already queued are handled (sent to self).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+struct PersistNow;
 
 // ---- the actor ----------------------------------------------------------------
 
@@ -172,8 +177,8 @@ pub struct Registry {
     subscribers: Vec<Recipient<StatusChanged>>,
     event_subscribers: Vec<Recipient<Published>>,
     flush_timer: Option<SpawnHandle>,
-    /// When `flush_timer` fires.
-    flush_due: Option<Instant>,
+    /// A `PersistNow` is queued.
+    persist_queued: bool,
     /// Writes the state file off the actor thread.
     writer: Option<StateWriter>,
 }
@@ -195,7 +200,7 @@ impl Registry {
             subscribers: vec![],
             event_subscribers: vec![],
             flush_timer: None,
-            flush_due: None,
+            persist_queued: false,
             writer: None,
         }
     }
@@ -258,22 +263,23 @@ impl Registry {
         }
     }
 
-    /// Persist within `delay` (sooner if already due sooner): changes that come
-    /// together are written together.
-    fn persist_within(&mut self, delay: Duration, ctx: &mut Context<Self>) {
-        let due = Instant::now() + delay;
-        if self.flush_due.is_some_and(|d| d <= due) {
-            return;
+    /// Persist after the messages already queued: a burst of changes (a
+    /// restart storm) is written once, and still "at once" for a reader.
+    fn persist_next(&mut self, ctx: &mut Context<Self>) {
+        if !self.persist_queued {
+            self.persist_queued = true;
+            ctx.notify(PersistNow);
         }
-        if let Some(h) = self.flush_timer.take() {
-            ctx.cancel_future(h);
+    }
+
+    /// Persist within the debounce delay (for changes that are not a status).
+    fn persist_later(&mut self, ctx: &mut Context<Self>) {
+        if self.flush_timer.is_none() && !self.persist_queued {
+            self.flush_timer = Some(ctx.run_later(DEBOUNCE, |act, ctx| {
+                act.flush_timer = None;
+                act.persist_next(ctx);
+            }));
         }
-        self.flush_due = Some(due);
-        self.flush_timer = Some(ctx.run_later(delay, |act, _| {
-            act.flush_timer = None;
-            act.flush_due = None;
-            act.persist();
-        }));
     }
 
     fn publish(&self, service: &str, kind: EventKind) {
@@ -306,7 +312,7 @@ impl Registry {
         let after = self.records[i].status;
         if before != after {
             debug!(target: TARGET, "{service}: {before} -> {after}");
-            self.persist_within(STATUS_FLUSH, ctx);
+            self.persist_next(ctx);
             self.publish(
                 service,
                 EventKind::Status {
@@ -322,7 +328,7 @@ impl Registry {
                 s.do_send(msg.clone());
             }
         } else {
-            self.persist_within(DEBOUNCE, ctx);
+            self.persist_later(ctx);
         }
     }
 }
@@ -352,6 +358,9 @@ impl Handler<ServiceStarted> for Registry {
             r.started_at = Some(now_rfc3339());
             r.next_restart_at = None;
             started.insert(r.name.clone(), Instant::now());
+            if !m.cause.is_automatic() {
+                r.held_stopped = false;
+            }
             if m.cause.counts_as_restart() {
                 r.restart_count += 1;
             }
@@ -443,6 +452,9 @@ impl Handler<ServiceStopped> for Registry {
             r.started_at = None;
             r.next_restart_at = None;
             r.status = ServiceStatus::Stopped;
+            if m.by_hand {
+                r.held_stopped = true;
+            }
         });
     }
 }
@@ -585,16 +597,42 @@ impl Handler<UpdateMeta> for Registry {
     }
 }
 
-impl Handler<Flush> for Registry {
+impl Handler<PersistNow> for Registry {
     type Result = ();
-    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: PersistNow, ctx: &mut Context<Self>) {
+        self.persist_queued = false;
         if let Some(h) = self.flush_timer.take() {
             ctx.cancel_future(h);
         }
-        self.flush_due = None;
         self.persist();
-        if let Some(w) = &self.writer {
-            w.flush(Duration::from_secs(10));
+    }
+}
+
+impl Handler<Flush> for Registry {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(h) = self.flush_timer.take() {
+            ctx.cancel_future(h);
+        }
+        let file: StateFile = self
+            .records
+            .iter()
+            .map(|r| (r.name.clone(), self.snapshot(r)))
+            .collect();
+        let bytes = persist::encode_state(&file);
+        match &self.writer {
+            Some(w) => {
+                let done = w.submit_acked(bytes);
+                Box::pin(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
+                })
+            }
+            None => {
+                if let Err(e) = persist::write_atomic(&self.state_path, &bytes) {
+                    error!(target: TARGET, "cannot write {}: {e}", self.state_path.display());
+                }
+                Box::pin(async {})
+            }
         }
     }
 }

@@ -201,7 +201,7 @@ pub fn run(cli: Cli) -> i32 {
         Ok(response) => show(&cli, &response),
         Err(client::ClientError::NoSupervisor(why)) => {
             if let ControlRequest::Status { services } = &request {
-                return render::stale_status(&paths, services, cli.json);
+                return render::stale_status(&paths, &cli.config, services, cli.json);
             }
             eprintln!(
                 "❌ no supervisor is running on {} ({why}); start one with `ai-dawg-manager start`",

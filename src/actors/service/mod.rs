@@ -62,7 +62,11 @@ pub struct Start {
 /// answers once no process of the group is left.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Stop;
+pub struct Stop {
+    /// A human's `stop`: the service stays stopped, even across supervisor
+    /// restarts, until a human starts it.
+    pub by_hand: bool,
+}
 
 /// Graceful stop (if running), then start.
 #[derive(Message, Debug)]
@@ -181,6 +185,8 @@ pub struct ServiceActor {
     generation: u64,
     /// False after a stop: exits are then expected and restarts refused.
     wanted_up: bool,
+    /// The stop in progress was a human's.
+    stop_by_hand: bool,
     /// A start to make once the current process is down.
     after_stop: Option<(StartCause, bool)>,
     spawn_waiters: Vec<oneshot::Sender<StartReply>>,
@@ -219,6 +225,7 @@ impl ServiceActor {
             proc_: Proc::Down,
             generation: 0,
             wanted_up: false,
+            stop_by_hand: false,
             after_stop: None,
             spawn_waiters: vec![],
             stop_waiters: vec![],
@@ -462,8 +469,9 @@ impl Handler<Restart> for ServiceActor {
 
 impl Handler<Stop> for ServiceActor {
     type Result = ResponseFuture<()>;
-    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, m: Stop, ctx: &mut Context<Self>) -> Self::Result {
         self.wanted_up = false;
+        self.stop_by_hand = m.by_hand;
         self.after_stop = None;
         self.resolve_spawn_waiters(Err(format!("{} was stopped", self.spec.name)));
         let (tx, rx) = oneshot::channel();
@@ -482,6 +490,7 @@ impl Handler<Stop> for ServiceActor {
                 self.cancel_handles(ctx);
                 self.registry.do_send(ServiceStopped {
                     service: self.spec.name.clone(),
+                    by_hand: m.by_hand,
                 });
                 let _ = tx.send(());
             }
@@ -597,7 +606,10 @@ impl Handler<ChildExited> for ServiceActor {
                         .took(since.elapsed())
                         .detail(detail),
                 );
-                self.registry.do_send(ServiceStopped { service });
+                self.registry.do_send(ServiceStopped {
+                    service,
+                    by_hand: std::mem::take(&mut self.stop_by_hand),
+                });
                 for w in self.stop_waiters.drain(..) {
                     let _ = w.send(());
                 }
