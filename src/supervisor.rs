@@ -275,9 +275,12 @@ fn wire(
             r
         })
         .collect();
-    let registry = Registry::new(paths.state.clone(), records, kill_switch)
-        .with_writer(Some(audit.clone()))
-        .start();
+    // The Registry and the control socket get a thread of their own: `status`
+    // is answered even while the main thread spawns a storm of restarts.
+    let control = Arbiter::new();
+    let registry =
+        Registry::new(paths.state.clone(), records, kill_switch).with_writer(Some(audit.clone()));
+    let registry = Registry::start_in_arbiter(&control.handle(), move |_| registry);
     let recovery = Recovery::new(registry.clone(), audit.clone(), kill_switch.on).start();
 
     let client = awc::Client::builder()
@@ -303,12 +306,8 @@ fn wire(
     )
     .start();
 
-    match tokio::net::UnixListener::from_std(listener) {
-        Ok(l) => {
-            ControlServer::new(l, manager.clone(), registry).start();
-        }
-        Err(e) => warn!(target: TARGET, "control socket unusable: {e}"),
-    }
+    let server = ControlServer::new(listener, manager.clone(), registry);
+    ControlServer::start_in_arbiter(&control.handle(), move |_| server);
 
     actix_rt::spawn(crate::process::reaper::run());
     let reloader = manager.clone();
