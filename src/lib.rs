@@ -10,7 +10,9 @@
 //! | [`policy`] | pure restart/backoff/escalation decisions | §4.4–4.5, §4.7 |
 //! | [`actors`] | Manager, ServiceActor, Registry, Recovery, Audit, ControlServer | §4 |
 //! | [`process`] | spawn in a process group, group signals, `/proc` readers | §4.2, §4.6, §4.8 |
+//! | [`logs`] | service output through FIFOs into rotated log files | §2 |
 //! | [`health`] | one HTTP / TCP / command probe bounded by a timeout | §4.3 |
+//! | [`chain`] | the audit trail's hash chain, `audit --verify` | §6 |
 //! | [`persist`] | atomic writes, state file, pid-file lock | §2 |
 //! | [`paths`] | where each file of §2 lives | §2 |
 //! | [`protocol`] | control requests and responses (shared with the CLI) | §5 |
@@ -32,10 +34,12 @@
 //! in [`actors`].
 
 pub mod actors;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod health;
 pub mod http;
+pub mod logs;
 pub mod model;
 pub mod paths;
 pub mod persist;

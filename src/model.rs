@@ -100,12 +100,15 @@ pub struct ProcessId {
 pub enum ExitReason {
     Code(i32),
     Signal(i32),
+    /// An adopted process (not our child): its status is its real parent's.
+    Unknown,
 }
 
 impl fmt::Display for ExitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ExitReason::Code(c) => write!(f, "exited with code {c}"),
+            ExitReason::Unknown => write!(f, "exited (adopted process: status unknown)"),
             ExitReason::Signal(s) => {
                 let name = nix::sys::signal::Signal::try_from(s)
                     .map(|s| s.as_str())
@@ -171,6 +174,10 @@ pub struct ServiceRecord {
     /// The limits recovery applies to this service, for `status --explain`.
     #[serde(default)]
     pub limits: Option<Limits>,
+    /// Stopped by a human: not started again (not even by a new supervisor)
+    /// until a human starts it.
+    #[serde(default)]
+    pub held_stopped: bool,
 }
 
 /// How many exits a record remembers.
@@ -213,6 +220,7 @@ impl ServiceRecord {
             next_restart_at: None,
             recent_exits: vec![],
             limits: None,
+            held_stopped: false,
         }
     }
 

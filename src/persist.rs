@@ -5,7 +5,7 @@
 use crate::model::ServiceRecord;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Replace `path` with `bytes` so that a reader (or a crash) sees either the
@@ -25,6 +25,125 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Writes the state file on its own thread, so an fsync never holds up the
+/// actors: the newest content wins (older pending content is dropped), and
+/// `on_change(Err)`/`on_change(Ok)` is called when writing starts failing or
+/// works again.
+pub struct StateWriter {
+    shared: std::sync::Arc<WriterShared>,
+}
+
+struct WriterShared {
+    slot: std::sync::Mutex<WriterSlot>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct WriterSlot {
+    pending: Option<Vec<u8>>,
+    submitted: u64,
+    written: u64,
+    /// Told when the generation they wait for is on disk.
+    acks: Vec<(u64, tokio::sync::oneshot::Sender<()>)>,
+}
+
+impl StateWriter {
+    pub fn spawn(
+        path: PathBuf,
+        on_change: impl Fn(Result<(), String>) + Send + 'static,
+    ) -> io::Result<StateWriter> {
+        let shared = std::sync::Arc::new(WriterShared {
+            slot: std::sync::Mutex::new(WriterSlot::default()),
+            wake: std::sync::Condvar::new(),
+        });
+        let worker = shared.clone();
+        std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || {
+                let mut failing = false;
+                loop {
+                    let (bytes, generation) = {
+                        let Ok(mut slot) = worker.slot.lock() else {
+                            return;
+                        };
+                        while slot.pending.is_none() {
+                            slot = match worker.wake.wait(slot) {
+                                Ok(s) => s,
+                                Err(_) => return,
+                            };
+                        }
+                        (slot.pending.take().unwrap_or_default(), slot.submitted)
+                    };
+                    match write_atomic(&path, &bytes) {
+                        Ok(()) if failing => {
+                            failing = false;
+                            on_change(Ok(()));
+                        }
+                        Ok(()) => {}
+                        Err(e) if !failing => {
+                            failing = true;
+                            on_change(Err(e.to_string()));
+                        }
+                        Err(_) => {}
+                    }
+                    if let Ok(mut slot) = worker.slot.lock() {
+                        slot.written = generation;
+                        let (done, waiting) = std::mem::take(&mut slot.acks)
+                            .into_iter()
+                            .partition(|(g, _)| *g <= generation);
+                        slot.acks = waiting;
+                        for (_, tx) in done {
+                            let _ = tx.send(());
+                        }
+                    }
+                    worker.wake.notify_all();
+                }
+            })?;
+        Ok(StateWriter { shared })
+    }
+
+    /// Have `bytes` written (replacing whatever is still waiting).
+    pub fn submit(&self, bytes: Vec<u8>) {
+        if let Ok(mut slot) = self.shared.slot.lock() {
+            slot.pending = Some(bytes);
+            slot.submitted += 1;
+        }
+        self.shared.wake.notify_all();
+    }
+
+    /// Have `bytes` written; the receiver resolves once they are on disk (or
+    /// the write was attempted and failed).
+    pub fn submit_acked(&self, bytes: Vec<u8>) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut slot) = self.shared.slot.lock() {
+            slot.pending = Some(bytes);
+            slot.submitted += 1;
+            let generation = slot.submitted;
+            slot.acks.push((generation, tx));
+        }
+        self.shared.wake.notify_all();
+        rx
+    }
+
+    /// Wait (at most `limit`) until everything submitted is on disk.
+    pub fn flush(&self, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        let Ok(mut slot) = self.shared.slot.lock() else {
+            return;
+        };
+        while slot.written < slot.submitted {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            slot = match self.shared.wake.wait_timeout(slot, left) {
+                Ok((s, _)) => s,
+                Err(_) => return,
+            };
+        }
+    }
 }
 
 /// The state file's shape: `[[name, record], …]` (the seed's).
@@ -150,9 +269,69 @@ impl Drop for PidLock {
     }
 }
 
+/// The last `n` lines of `file` (reading backwards in blocks: logs can be big).
+pub fn tail(file: &mut File, n: usize) -> io::Result<Vec<u8>> {
+    let len = file.seek(SeekFrom::End(0))?;
+    if n == 0 {
+        return Ok(vec![]);
+    }
+    let mut pos = len;
+    let mut buf: Vec<u8> = vec![];
+    const BLOCK: u64 = 64 * 1024;
+    loop {
+        let newlines = buf.iter().filter(|b| **b == b'\n').count();
+        // A trailing newline ends the last line; it does not start a new one.
+        let needed = if buf.last() == Some(&b'\n') { n + 1 } else { n };
+        if newlines >= needed || pos == 0 {
+            break;
+        }
+        let step = BLOCK.min(pos);
+        pos -= step;
+        file.seek(SeekFrom::Start(pos))?;
+        let mut chunk = vec![0; step as usize];
+        file.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+    }
+    let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
+    let start = body
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n - 1)
+        .map(|(i, _)| i + 1)
+        .unwrap_or(0);
+    file.seek(SeekFrom::Start(len))?;
+    Ok(buf[start..].to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tail_of(text: &str, n: usize) -> String {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.log");
+        std::fs::write(&p, text).unwrap();
+        let mut f = File::open(&p).unwrap();
+        String::from_utf8(tail(&mut f, n).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn tail_takes_the_last_lines() {
+        assert_eq!(tail_of("a\nb\nc\n", 2), "b\nc\n");
+        assert_eq!(tail_of("a\nb\nc", 2), "b\nc");
+        assert_eq!(tail_of("a\nb\n", 10), "a\nb\n");
+        assert_eq!(tail_of("", 3), "");
+        assert_eq!(tail_of("a\n", 0), "");
+    }
+
+    #[test]
+    fn tail_crosses_blocks() {
+        let text: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(tail_of(&text, 2), "line 99998\nline 99999\n");
+    }
 
     #[test]
     fn atomic_write_replaces_content() {
@@ -162,6 +341,40 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "no temp left");
+    }
+
+    #[test]
+    fn the_writer_thread_writes_the_newest_content() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.json");
+        let w = StateWriter::spawn(p.clone(), |_| {}).unwrap();
+        for i in 0..100 {
+            w.submit(format!("{i}").into_bytes());
+        }
+        w.flush(std::time::Duration::from_secs(10));
+        assert_eq!(fs::read_to_string(&p).unwrap(), "99");
+    }
+
+    #[test]
+    fn the_writer_reports_failure_once_and_recovery() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.json");
+        fs::create_dir(&p).unwrap(); // renaming a file over a folder fails
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w = StateWriter::spawn(p.clone(), move |r| {
+            let _ = tx.send(r.is_ok());
+        })
+        .unwrap();
+        w.submit(b"a".to_vec());
+        w.flush(std::time::Duration::from_secs(10));
+        w.submit(b"b".to_vec());
+        w.flush(std::time::Duration::from_secs(10));
+        fs::remove_dir(&p).unwrap();
+        w.submit(b"c".to_vec());
+        w.flush(std::time::Duration::from_secs(10));
+        let seen: Vec<bool> = rx.try_iter().collect();
+        assert_eq!(seen, vec![false, true]);
+        assert_eq!(fs::read_to_string(&p).unwrap(), "c");
     }
 
     #[test]

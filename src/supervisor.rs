@@ -4,12 +4,13 @@
 
 use crate::actors::audit::{Audit, Outcome, Record};
 use crate::actors::control::ControlServer;
-use crate::actors::manager::{limits_of, Manager, Reload, Shutdown};
+use crate::actors::manager::{limits_of, Inherited, Manager, Peers, Reload, Shutdown};
 use crate::actors::notifier::Notifier;
 use crate::actors::recovery::Recovery;
 use crate::actors::registry::{Registry, SubscribeEvents};
-use crate::config::{Config, ServiceSpec};
-use crate::model::{KillSwitch, KillSwitchSource, ServiceRecord};
+use crate::config::Config;
+use crate::logs::LogPumps;
+use crate::model::{KillSwitch, KillSwitchSource, ProcessId, ServiceRecord, ServiceStatus};
 use crate::paths::DataPaths;
 use crate::persist::{self, LoadedState, PidLock};
 use crate::process::{group, procfs};
@@ -77,14 +78,16 @@ pub fn effective_kill_switch(config: &Config, paths: &DataPaths) -> KillSwitch {
 /// What a previous supervisor left behind.
 struct Leftovers {
     records: HashMap<String, ServiceRecord>,
-    /// Audit lines for processes found and replaced.
+    /// Processes still ours (same pid *and* start time), to adopt.
+    alive: HashMap<String, ProcessId>,
+    /// Audit lines for processes of services no longer configured, stopped.
     replaced: Vec<(String, String)>,
 }
 
-/// Stop every process the state file names that is still ours (same pid *and*
-/// start time, so a recycled pid is never signalled): the new supervisor then
-/// starts exactly one fresh instance of each service.
-fn replace_leftovers(config: &Config, paths: &DataPaths) -> Leftovers {
+/// Read the state file and find which recorded processes are still ours: a
+/// recycled pid has another start time and is never touched. Processes of
+/// services that are no longer configured are stopped.
+fn find_leftovers(config: &Config, paths: &DataPaths) -> Leftovers {
     let mut records = HashMap::new();
     match persist::load_state(&paths.state) {
         LoadedState::Missing => {}
@@ -93,37 +96,53 @@ fn replace_leftovers(config: &Config, paths: &DataPaths) -> Leftovers {
         }
         LoadedState::Loaded(state) => records.extend(state),
     }
-    let mut stopping: Vec<(&ServiceSpec, u32)> = vec![];
-    for spec in &config.services {
-        let Some(id) = records.get(&spec.name).and_then(ServiceRecord::process) else {
-            continue;
-        };
-        if procfs::is_same_process(id) {
-            info!(target: TARGET, "{}: pid {} from the previous supervisor is still running; replacing it", spec.name, id.pid);
-            group::signal_group(id.pid, spec.stop_signal);
-            stopping.push((spec, id.pid));
-        }
-    }
+    let mut alive = HashMap::new();
     let mut replaced = vec![];
-    let t0 = Instant::now();
-    for (spec, pid) in stopping {
-        let deadline = t0 + spec.stop_timeout;
-        while group::group_alive(pid) && Instant::now() < deadline {
-            if procfs::is_zombie(pid) {
-                break;
+    for (name, record) in &records {
+        let Some(id) = record.process() else { continue };
+        if !procfs::is_same_process(id) {
+            // The leader is gone. If its pid is unused and its group still has
+            // members, they are ours: the kernel never hands out a pid that is
+            // still some group's id, so the group cannot be anyone else's.
+            let leader_gone = match procfs::start_time(id.pid) {
+                None => true,
+                // Our leader, dead but not reaped (its parent was the old supervisor).
+                Some(t) => t == id.start_time && procfs::is_zombie(id.pid),
+            };
+            if leader_gone && group::group_alive(id.pid) {
+                info!(target: TARGET, "{name}: pid {} died while no supervisor ran; killing what is left of its group", id.pid);
+                group::signal_group(id.pid, Signal::SIGKILL);
+                replaced.push((
+                    name.clone(),
+                    format!("killed the leftovers of the process group of pid {}, which died while no supervisor ran", id.pid),
+                ));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            continue;
         }
-        let forced = group::signal_group(pid, Signal::SIGKILL);
-        replaced.push((
-            spec.name.clone(),
-            format!(
-                "replaced pid {pid} left by the previous supervisor{}",
-                if forced { " (SIGKILL)" } else { "" }
-            ),
-        ));
+        if config.service(name).is_some() {
+            alive.insert(name.clone(), id);
+        } else {
+            info!(target: TARGET, "{name}: no longer configured; stopping pid {} left by the previous supervisor", id.pid);
+            group::signal_group(id.pid, Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while group::group_alive(id.pid)
+                && !procfs::is_zombie(id.pid)
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            group::signal_group(id.pid, Signal::SIGKILL);
+            replaced.push((
+                name.clone(),
+                format!("stopped pid {} of a service no longer configured", id.pid),
+            ));
+        }
     }
-    Leftovers { records, replaced }
+    Leftovers {
+        records,
+        alive,
+        replaced,
+    }
 }
 
 fn print_banner(config: &Config) {
@@ -157,12 +176,35 @@ fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, StartErr
     Ok(listener)
 }
 
+/// Raise the open-files limit to its hard maximum: the supervisor holds a few
+/// descriptors per service (log FIFO and file, pidfds, probes in flight).
+fn raise_fd_limit(services: usize) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+        warn!(target: TARGET, "cannot raise the open-files limit from {soft} to {hard}");
+    }
+    let have = getrlimit(Resource::RLIMIT_NOFILE)
+        .map(|l| l.0)
+        .unwrap_or(soft);
+    let need = 64 + 4 * services as u64;
+    if have < need {
+        warn!(target: TARGET, "open-files limit {have} is low for {services} services (about {need} wanted): raise it with `ulimit -n` or LimitNOFILE");
+    }
+}
+
 /// Run the supervisor in the foreground. Returns when every service is down.
 pub fn run(config_path: &Path, data_dir: Option<&Path>) -> Result<(), StartError> {
     let config = Config::load(config_path)?;
     if !config.enabled {
         println!("Autonomous management is disabled in the config (\"enabled\": false); nothing started.");
         return Ok(());
+    }
+    raise_fd_limit(config.services.len());
+    if let Err(e) = crate::process::reaper::become_subreaper() {
+        warn!(target: TARGET, "cannot become a child subreaper ({e}): orphans of services go to pid 1");
     }
     let paths = DataPaths::resolve(&config.path, data_dir);
     fs::create_dir_all(&paths.logs).map_err(io_err(&paths.logs))?;
@@ -175,7 +217,7 @@ pub fn run(config_path: &Path, data_dir: Option<&Path>) -> Result<(), StartError
         })?),
         None => None,
     };
-    let leftovers = replace_leftovers(&config, &paths);
+    let leftovers = find_leftovers(&config, &paths);
     let kill_switch = effective_kill_switch(&config, &paths);
     print_banner(&config);
 
@@ -218,6 +260,7 @@ fn wire(
             paths.audit.clone(),
             paths.escalations.clone(),
             n.map(Addr::recipient),
+            config.logs,
         )
     });
     audit.do_send(
@@ -239,12 +282,29 @@ fn wire(
             let mut r = ServiceRecord::new(&s.name, &s.display_name, s.port);
             r.limits = Some(limits_of(&config, s));
             if let Some(old) = leftovers.records.get(&s.name) {
+                // The record goes on where it was: counters, last errors, a
+                // pending escalation, a human's stop.
                 r.restart_count = old.restart_count;
+                r.restart_attempts = old.restart_attempts;
+                r.consecutive_failures = old.consecutive_failures;
+                r.last_error = old.last_error.clone();
+                r.last_error_kind = old.last_error_kind;
+                r.last_exit = old.last_exit.clone();
+                r.recent_exits = old.recent_exits.clone();
+                r.held_stopped = old.held_stopped;
+                if old.status == ServiceStatus::Escalated {
+                    r.status = ServiceStatus::Escalated;
+                }
             }
             r
         })
         .collect();
-    let registry = Registry::new(paths.state.clone(), records, kill_switch).start();
+    // The Registry and the control socket get a thread of their own: `status`
+    // is answered even while the main thread spawns a storm of restarts.
+    let control = Arbiter::new();
+    let registry =
+        Registry::new(paths.state.clone(), records, kill_switch).with_writer(Some(audit.clone()));
+    let registry = Registry::start_in_arbiter(&control.handle(), move |_| registry);
     if let Some(n) = notifier {
         // Resolutions: the Notifier sees escalated services come back.
         registry.do_send(SubscribeEvents(n.recipient()));
@@ -255,27 +315,32 @@ fn wire(
         .connector(awc::Connector::new().limit(0))
         .disable_redirects()
         .finish();
-    let manager = Manager::new(
-        config.clone(),
-        paths.clone(),
-        registry.clone(),
+    let peers = Peers {
+        registry: registry.clone(),
         recovery,
         audit,
         client,
+        pumps: LogPumps::new(config.logs),
+    };
+    let manager = Manager::new(
+        config.clone(),
+        paths.clone(),
+        peers,
         kill_switch,
+        Inherited {
+            alive: leftovers.alive,
+            records: leftovers.records,
+        },
     )
     .start();
 
-    match tokio::net::UnixListener::from_std(listener) {
-        Ok(l) => {
-            ControlServer::new(l, manager.clone(), registry.clone()).start();
-        }
-        Err(e) => warn!(target: TARGET, "control socket unusable: {e}"),
-    }
+    let server = ControlServer::new(listener, manager.clone(), registry.clone());
+    ControlServer::start_in_arbiter(&control.handle(), move |_| server);
     if let (Some(listener), Some(settings)) = (http_listener, &config.http) {
         start_http(listener, settings, &paths, manager.clone(), registry);
     }
 
+    actix_rt::spawn(crate::process::reaper::run());
     let reloader = manager.clone();
     actix_rt::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};

@@ -4,6 +4,8 @@
 //! (SPEC §3.3, §4.5, §6).
 
 use super::notifier::{Alert, Notify};
+use crate::config::LogRotation;
+use crate::logs::RotatingFile;
 use crate::model::now_rfc3339;
 use actix::prelude::*;
 use log::{error, info, warn};
@@ -79,6 +81,23 @@ pub struct Escalate {
     pub time: String,
 }
 
+/// A file the supervisor must write could not be written (disk full,
+/// read-only folder…). Raised once until [`StorageRecovered`].
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct StorageFailed {
+    /// What could not be written, e.g. the state file's path.
+    pub what: String,
+    pub error: String,
+}
+
+/// Writing `what` works again.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct StorageRecovered {
+    pub what: String,
+}
+
 /// Format an audit line (without the newline): SPEC §6.
 pub fn format_line(time: &str, r: &Record) -> String {
     let mut line = format!(
@@ -114,10 +133,15 @@ pub fn format_escalation(e: &Escalate) -> String {
 
 pub struct Audit {
     audit_path: PathBuf,
+    /// The hash of the last line written: the next line's link.
+    last_hash: String,
     escalations_path: PathBuf,
-    audit: Option<File>,
+    audit: Option<RotatingFile>,
+    rotation: LogRotation,
     /// Where escalation alerts go, when notifications are configured.
     notifier: Option<Recipient<Notify>>,
+    /// Files that cannot be written right now (each escalated once).
+    failing: std::collections::HashSet<String>,
 }
 
 impl Audit {
@@ -125,58 +149,78 @@ impl Audit {
         audit_path: PathBuf,
         escalations_path: PathBuf,
         notifier: Option<Recipient<Notify>>,
+        rotation: LogRotation,
     ) -> Self {
         Audit {
+            last_hash: last_hash(&audit_path),
             audit_path,
             escalations_path,
             audit: None,
+            rotation,
             notifier,
+            failing: Default::default(),
         }
     }
 
-    fn append(&mut self, line: &str) {
+    fn append(&mut self, line: &str, ctx: &mut Context<Self>) {
+        let what = self.audit_path.display().to_string();
         if self.audit.is_none() {
-            match crate::process::spawn::open_log(&self.audit_path) {
+            match RotatingFile::open(&self.audit_path, self.rotation) {
                 Ok(f) => self.audit = Some(f),
                 Err(e) => {
-                    error!(target: TARGET, "cannot open {}: {e}", self.audit_path.display());
+                    self.storage_failed(what, e.to_string(), ctx);
                     return;
                 }
             }
         }
         if let Some(f) = self.audit.as_mut() {
             // One write of the whole line on an O_APPEND file: never half a line.
-            let mut buf = String::with_capacity(line.len() + 1);
-            buf.push_str(line);
-            buf.push('\n');
-            if let Err(e) = f.write_all(buf.as_bytes()) {
-                error!(target: TARGET, "cannot write {}: {e}", self.audit_path.display());
-                self.audit = None;
+            let (mut sealed, hash) = crate::chain::seal(&self.last_hash, line);
+            sealed.push('\n');
+            match f.write_record(sealed.as_bytes()) {
+                Ok(()) => {
+                    self.last_hash = hash;
+                    self.storage_recovered(&what);
+                }
+                Err(e) => {
+                    self.audit = None;
+                    self.storage_failed(what, e.to_string(), ctx);
+                }
             }
         }
     }
 
-    fn record(&mut self, r: Record) {
+    fn record(&mut self, r: Record, ctx: &mut Context<Self>) {
         let line = format_line(&now_rfc3339(), &r);
         info!(target: TARGET, "{line}");
-        self.append(&line);
+        self.append(&line, ctx);
     }
-}
 
-impl Actor for Audit {
-    type Context = Context<Self>;
-}
-
-impl Handler<Record> for Audit {
-    type Result = ();
-    fn handle(&mut self, r: Record, _: &mut Context<Self>) {
-        self.record(r);
+    /// Escalate a storage failure once; the supervisor goes on supervising.
+    fn storage_failed(&mut self, what: String, error: String, _ctx: &mut Context<Self>) {
+        if !self.failing.insert(what.clone()) {
+            return;
+        }
+        error!(target: TARGET, "cannot write {what}: {error}; supervising goes on, writing resumes when possible");
+        let e = Escalate {
+            service: "manager".into(),
+            display_name: "AI DAWG Manager".into(),
+            reason: format!("cannot write {what}"),
+            consecutive_failures: 0,
+            restart_attempts: 0,
+            last_error: error,
+            time: now_rfc3339(),
+        };
+        self.raise(e);
     }
-}
 
-impl Handler<Escalate> for Audit {
-    type Result = ();
-    fn handle(&mut self, e: Escalate, _: &mut Context<Self>) {
+    fn storage_recovered(&mut self, what: &str) {
+        if self.failing.remove(what) {
+            info!(target: TARGET, "writing {what} works again");
+        }
+    }
+
+    fn raise(&mut self, e: Escalate) {
         let block = format_escalation(&e);
         eprint!("{block}");
         warn!(target: TARGET, "escalation raised for {}: {}", e.service, e.reason);
@@ -188,6 +232,52 @@ impl Handler<Escalate> for Audit {
         if let Some(notifier) = &self.notifier {
             notifier.do_send(Notify(Alert::escalation(&e)));
         }
+    }
+}
+
+/// The hash of the last sealed line of the trail (empty when there is none),
+/// so a restarted supervisor continues the chain.
+fn last_hash(path: &std::path::Path) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let tail = crate::persist::tail(&mut f, 1).unwrap_or_default();
+    let text = String::from_utf8_lossy(&tail);
+    crate::chain::split(text.trim_end_matches('\n'))
+        .1
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Actor for Audit {
+    type Context = Context<Self>;
+}
+
+impl Handler<Record> for Audit {
+    type Result = ();
+    fn handle(&mut self, r: Record, ctx: &mut Context<Self>) {
+        self.record(r, ctx);
+    }
+}
+
+impl Handler<Escalate> for Audit {
+    type Result = ();
+    fn handle(&mut self, e: Escalate, _: &mut Context<Self>) {
+        self.raise(e);
+    }
+}
+
+impl Handler<StorageFailed> for Audit {
+    type Result = ();
+    fn handle(&mut self, m: StorageFailed, ctx: &mut Context<Self>) {
+        self.storage_failed(m.what, m.error, ctx);
+    }
+}
+
+impl Handler<StorageRecovered> for Audit {
+    type Result = ();
+    fn handle(&mut self, m: StorageRecovered, _: &mut Context<Self>) {
+        self.storage_recovered(&m.what);
     }
 }
 

@@ -26,14 +26,20 @@ const TARGET: &str = "control";
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct ControlServer {
-    listener: Option<UnixListener>,
+    /// Registered with the reactor of the arbiter the server runs in.
+    listener: Option<std::os::unix::net::UnixListener>,
     manager: Addr<Manager>,
     registry: Addr<Registry>,
 }
 
 impl ControlServer {
-    /// `listener` must already be bound (the caller sets the socket's mode).
-    pub fn new(listener: UnixListener, manager: Addr<Manager>, registry: Addr<Registry>) -> Self {
+    /// `listener` must already be bound and non-blocking (the caller sets the
+    /// socket's mode).
+    pub fn new(
+        listener: std::os::unix::net::UnixListener,
+        manager: Addr<Manager>,
+        registry: Addr<Registry>,
+    ) -> Self {
         ControlServer {
             listener: Some(listener),
             manager,
@@ -48,6 +54,13 @@ impl Actor for ControlServer {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let Some(listener) = self.listener.take() else {
             return;
+        };
+        let listener = match UnixListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(target: TARGET, "control socket unusable: {e}");
+                return;
+            }
         };
         let manager = self.manager.clone();
         let registry = self.registry.clone();

@@ -8,6 +8,7 @@
 //! | `ServiceStarted`, `HealthChecked`, `ServiceExited`, `ServiceStopped`, `StartFailed` | ServiceActor → Registry | – | facts about the process |
 //! | `Failed`, `Healthy` | ServiceActor → Recovery | – | a counted failure; healthy after failing or starting |
 //! | `RecoveryChanged` | Recovery → Registry | – | counters or a decided status changed |
+//! | `EscalationLifted` | Recovery → Registry | – | a human acted on an escalated service |
 //! | `Manual` | Manager → Recovery | – | a human acted: cancel timers, lift escalation |
 //! | `Record`, `Escalate` | everyone → Audit | – | an operation; an escalation |
 //! | `Notify` | Audit → Notifier | – | an escalation alert to send (resolutions the Notifier finds itself) |

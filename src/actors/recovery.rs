@@ -5,7 +5,7 @@
 //! tells the Registry what it decided so the records stay the one truth.
 
 use super::audit::{self, Audit, Outcome, Record};
-use super::registry::{RecoveryChanged, Registry};
+use super::registry::{EscalationLifted, RecoveryChanged, Registry};
 use super::service::{Recheck, Restart, ServiceActor, StartCause};
 use crate::model::{now_rfc3339, ErrorKind, ServiceStatus};
 use crate::policy::{self, Decision, EscalationReason, Failure, ManualAction, Settings, Track};
@@ -27,6 +27,8 @@ pub struct Register {
     pub display_name: String,
     pub settings: Settings,
     pub addr: Addr<ServiceActor>,
+    /// Where recovery stood (continued from the last record after a restart).
+    pub track: Track,
 }
 
 /// Forget a service (removed by a reload).
@@ -197,7 +199,7 @@ impl Handler<Register> for Recovery {
         self.services.insert(
             m.service,
             Entry {
-                track: Track::default(),
+                track: m.track,
                 settings: m.settings,
                 display_name: m.display_name,
                 addr: m.addr,
@@ -243,7 +245,7 @@ impl Handler<Failed> for Recovery {
         if let Some(h) = e.stable.take() {
             ctx.cancel_future(h);
         }
-        e.skipped = false;
+        let was_skipped = std::mem::take(&mut e.skipped);
         let decision = policy::on_failure(
             &mut e.track,
             Failure {
@@ -265,10 +267,13 @@ impl Handler<Failed> for Recovery {
             }
             Decision::Skip => {
                 e.skipped = true;
-                self.audit.do_send(
-                    Record::new(service, "restart", Outcome::Skipped)
-                        .detail(format!("kill switch on; {}", e.last_error)),
-                );
+                if !was_skipped {
+                    // Once per run of failures, not on every failed check.
+                    self.audit.do_send(
+                        Record::new(service, "restart", Outcome::Skipped)
+                            .detail(format!("kill switch on; {}", e.last_error)),
+                    );
+                }
                 Some(ServiceStatus::Unhealthy)
             }
             Decision::RestartNow => {
@@ -403,12 +408,20 @@ impl Handler<Manual> for Recovery {
         let Some(e) = self.services.get_mut(&m.service) else {
             return;
         };
+        let was_escalated = e.track.escalated;
         policy::on_manual(&mut e.track, m.action);
         if let Some(h) = e.cooldown.take() {
             ctx.cancel_future(h);
         }
         if let Some(h) = e.stable.take() {
             ctx.cancel_future(h);
+        }
+        if was_escalated {
+            // The Registry keeps `escalated` until told: a `start` of a live
+            // process spawns nothing that would tell it otherwise.
+            self.registry.do_send(EscalationLifted {
+                service: m.service.clone(),
+            });
         }
         self.report(&m.service, None);
     }

@@ -19,7 +19,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::audit::{Audit, StorageFailed, StorageRecovered};
 use super::service::StartCause;
+use crate::persist::StateWriter;
 
 const TARGET: &str = "registry";
 /// How long a non-status change may wait before it is written.
@@ -59,6 +61,8 @@ pub struct ServiceExited {
 #[rtype(result = "()")]
 pub struct ServiceStopped {
     pub service: String,
+    /// A human's `stop`: remembered in the record (`held_stopped`).
+    pub by_hand: bool,
 }
 
 /// A start could not even spawn the process (spawn error, port conflict).
@@ -80,6 +84,16 @@ pub struct RecoveryChanged {
     /// `Backoff`, `Escalated` or `Unhealthy` when a decision set it.
     pub status: Option<ServiceStatus>,
     pub next_restart_at: Option<SystemTime>,
+}
+
+/// A human acted on an escalated service (`start`, `stop`, `restart`,
+/// `recover`): the escalation is over, and its status follows its process
+/// again — `running` if it is up and its last check passed, else `unhealthy`
+/// until a start, a stop or a check says more.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct EscalationLifted {
+    pub service: String,
 }
 
 /// The effective kill switch, for status answers.
@@ -143,10 +157,16 @@ pub struct UpdateMeta {
     pub limits: Limits,
 }
 
-/// Write the state file now (at shutdown).
+/// Write the state file now; answers once it is on disk (before a manual
+/// command is answered, and at shutdown).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Flush;
+
+/// Persist once the messages already queued are handled (sent to self).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+struct PersistNow;
 
 // ---- the actor ----------------------------------------------------------------
 
@@ -157,10 +177,16 @@ pub struct Registry {
     index: HashMap<String, usize>,
     /// Monotonic start of each running process, for uptime.
     started: HashMap<String, Instant>,
+    /// Whether the current process passed its last check, for a lifted escalation.
+    last_check_ok: HashMap<String, bool>,
     kill_switch: KillSwitch,
     subscribers: Vec<Recipient<StatusChanged>>,
     event_subscribers: Vec<Recipient<Published>>,
     flush_timer: Option<SpawnHandle>,
+    /// A `PersistNow` is queued.
+    persist_queued: bool,
+    /// Writes the state file off the actor thread.
+    writer: Option<StateWriter>,
 }
 
 impl Registry {
@@ -175,11 +201,41 @@ impl Registry {
             records,
             index,
             started: HashMap::new(),
+            last_check_ok: HashMap::new(),
             kill_switch,
             subscribers: vec![],
             event_subscribers: vec![],
             flush_timer: None,
+            persist_queued: false,
+            writer: None,
         }
+    }
+
+    /// Write the state file on a thread of its own, reporting failures (once)
+    /// and recoveries to `audit`. Without this the Registry writes inline.
+    pub fn with_writer(mut self, audit: Option<Addr<Audit>>) -> Self {
+        let what = self.state_path.display().to_string();
+        let writer = StateWriter::spawn(self.state_path.clone(), move |r| {
+            let what = what.clone();
+            match r {
+                Err(error) => {
+                    error!(target: TARGET, "cannot write {what}: {error}");
+                    if let Some(a) = &audit {
+                        a.do_send(StorageFailed { what, error });
+                    }
+                }
+                Ok(()) => {
+                    if let Some(a) = &audit {
+                        a.do_send(StorageRecovered { what });
+                    }
+                }
+            }
+        });
+        match writer {
+            Ok(w) => self.writer = Some(w),
+            Err(e) => error!(target: TARGET, "no state-writer thread ({e}); writing inline"),
+        }
+        self
     }
 
     fn snapshot(&self, r: &ServiceRecord) -> ServiceRecord {
@@ -195,22 +251,39 @@ impl Registry {
         r
     }
 
+    /// Hand the current records to the writer.
     fn persist(&mut self) {
         let file: StateFile = self
             .records
             .iter()
             .map(|r| (r.name.clone(), self.snapshot(r)))
             .collect();
-        if let Err(e) = persist::write_atomic(&self.state_path, &persist::encode_state(&file)) {
-            error!(target: TARGET, "cannot write {}: {e}", self.state_path.display());
+        let bytes = persist::encode_state(&file);
+        match &self.writer {
+            Some(w) => w.submit(bytes),
+            None => {
+                if let Err(e) = persist::write_atomic(&self.state_path, &bytes) {
+                    error!(target: TARGET, "cannot write {}: {e}", self.state_path.display());
+                }
+            }
         }
     }
 
-    fn persist_soon(&mut self, ctx: &mut Context<Self>) {
-        if self.flush_timer.is_none() {
-            self.flush_timer = Some(ctx.run_later(DEBOUNCE, |act, _| {
+    /// Persist after the messages already queued: a burst of changes (a
+    /// restart storm) is written once, and still "at once" for a reader.
+    fn persist_next(&mut self, ctx: &mut Context<Self>) {
+        if !self.persist_queued {
+            self.persist_queued = true;
+            ctx.notify(PersistNow);
+        }
+    }
+
+    /// Persist within the debounce delay (for changes that are not a status).
+    fn persist_later(&mut self, ctx: &mut Context<Self>) {
+        if self.flush_timer.is_none() && !self.persist_queued {
+            self.flush_timer = Some(ctx.run_later(DEBOUNCE, |act, ctx| {
                 act.flush_timer = None;
-                act.persist();
+                act.persist_next(ctx);
             }));
         }
     }
@@ -246,10 +319,7 @@ impl Registry {
         let after = self.records[i].status;
         if before != after {
             debug!(target: TARGET, "{service}: {before} -> {after}");
-            if let Some(h) = self.flush_timer.take() {
-                ctx.cancel_future(h);
-            }
-            self.persist();
+            self.persist_next(ctx);
             self.publish(
                 service,
                 EventKind::Status {
@@ -265,7 +335,7 @@ impl Registry {
                 s.do_send(msg.clone());
             }
         } else {
-            self.persist_soon(ctx);
+            self.persist_later(ctx);
         }
     }
 }
@@ -280,6 +350,7 @@ impl Actor for Registry {
 impl Handler<ServiceStarted> for Registry {
     type Result = ();
     fn handle(&mut self, m: ServiceStarted, ctx: &mut Context<Self>) {
+        self.last_check_ok.remove(&m.service);
         self.publish(
             &m.service,
             EventKind::Started {
@@ -294,6 +365,9 @@ impl Handler<ServiceStarted> for Registry {
             r.started_at = Some(now_rfc3339());
             r.next_restart_at = None;
             started.insert(r.name.clone(), Instant::now());
+            if !m.cause.is_automatic() {
+                r.held_stopped = false;
+            }
             if m.cause.counts_as_restart() {
                 r.restart_count += 1;
             }
@@ -308,6 +382,7 @@ impl Handler<ServiceStarted> for Registry {
 impl Handler<HealthChecked> for Registry {
     type Result = ();
     fn handle(&mut self, m: HealthChecked, ctx: &mut Context<Self>) {
+        self.last_check_ok.insert(m.service.clone(), m.ok);
         self.publish(
             &m.service,
             EventKind::Health {
@@ -346,6 +421,7 @@ impl Handler<HealthChecked> for Registry {
 impl Handler<ServiceExited> for Registry {
     type Result = ();
     fn handle(&mut self, m: ServiceExited, ctx: &mut Context<Self>) {
+        self.last_check_ok.remove(&m.service);
         self.publish(
             &m.service,
             EventKind::Exited {
@@ -375,6 +451,7 @@ impl Handler<ServiceExited> for Registry {
 impl Handler<ServiceStopped> for Registry {
     type Result = ();
     fn handle(&mut self, m: ServiceStopped, ctx: &mut Context<Self>) {
+        self.last_check_ok.remove(&m.service);
         self.update(&m.service, ctx, |r, started| {
             started.remove(&r.name);
             r.pid = None;
@@ -382,6 +459,9 @@ impl Handler<ServiceStopped> for Registry {
             r.started_at = None;
             r.next_restart_at = None;
             r.status = ServiceStatus::Stopped;
+            if m.by_hand {
+                r.held_stopped = true;
+            }
         });
     }
 }
@@ -411,6 +491,24 @@ impl Handler<RecoveryChanged> for Registry {
             r.next_restart_at = m
                 .next_restart_at
                 .map(|t| humantime::format_rfc3339_millis(t).to_string());
+        });
+    }
+}
+
+impl Handler<EscalationLifted> for Registry {
+    type Result = ();
+    fn handle(&mut self, m: EscalationLifted, ctx: &mut Context<Self>) {
+        let passing = self.last_check_ok.get(&m.service) == Some(&true);
+        self.update(&m.service, ctx, |r, _| {
+            // A start or stop may have said more already: only an escalated
+            // status is replaced.
+            if r.status == ServiceStatus::Escalated {
+                r.status = if r.pid.is_some() && passing {
+                    ServiceStatus::Running
+                } else {
+                    ServiceStatus::Unhealthy
+                };
+            }
         });
     }
 }
@@ -513,9 +611,42 @@ impl Handler<UpdateMeta> for Registry {
     }
 }
 
-impl Handler<Flush> for Registry {
+impl Handler<PersistNow> for Registry {
     type Result = ();
-    fn handle(&mut self, _: Flush, _: &mut Context<Self>) {
+    fn handle(&mut self, _: PersistNow, ctx: &mut Context<Self>) {
+        self.persist_queued = false;
+        if let Some(h) = self.flush_timer.take() {
+            ctx.cancel_future(h);
+        }
         self.persist();
+    }
+}
+
+impl Handler<Flush> for Registry {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(h) = self.flush_timer.take() {
+            ctx.cancel_future(h);
+        }
+        let file: StateFile = self
+            .records
+            .iter()
+            .map(|r| (r.name.clone(), self.snapshot(r)))
+            .collect();
+        let bytes = persist::encode_state(&file);
+        match &self.writer {
+            Some(w) => {
+                let done = w.submit_acked(bytes);
+                Box::pin(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
+                })
+            }
+            None => {
+                if let Err(e) = persist::write_atomic(&self.state_path, &bytes) {
+                    error!(target: TARGET, "cannot write {}: {e}", self.state_path.display());
+                }
+                Box::pin(async {})
+            }
+        }
     }
 }

@@ -4,52 +4,16 @@
 
 use super::{exit, Cli};
 use crate::config::{whitelist, Config};
+use crate::{chain, persist};
 use serde::Serialize;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
 /// How often `logs -f` looks for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
-
-/// The last `n` lines of `file` (reading backwards in blocks: logs can be big).
-pub fn tail(file: &mut File, n: usize) -> io::Result<Vec<u8>> {
-    let len = file.seek(SeekFrom::End(0))?;
-    if n == 0 {
-        return Ok(vec![]);
-    }
-    let mut pos = len;
-    let mut buf: Vec<u8> = vec![];
-    const BLOCK: u64 = 64 * 1024;
-    loop {
-        let newlines = buf.iter().filter(|b| **b == b'\n').count();
-        // A trailing newline ends the last line; it does not start a new one.
-        let needed = if buf.last() == Some(&b'\n') { n + 1 } else { n };
-        if newlines >= needed || pos == 0 {
-            break;
-        }
-        let step = BLOCK.min(pos);
-        pos -= step;
-        file.seek(SeekFrom::Start(pos))?;
-        let mut chunk = vec![0; step as usize];
-        file.read_exact(&mut chunk)?;
-        chunk.extend_from_slice(&buf);
-        buf = chunk;
-    }
-    let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
-    let start = body
-        .iter()
-        .enumerate()
-        .rev()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(n - 1)
-        .map(|(i, _)| i + 1)
-        .unwrap_or(0);
-    file.seek(SeekFrom::Start(len))?;
-    Ok(buf[start..].to_vec())
-}
 
 /// Whether `name` is a configured service, when the config can be read.
 fn configured(cli: &Cli, name: &str) -> Option<bool> {
@@ -72,7 +36,7 @@ pub fn logs(cli: &Cli, service: &str, n: usize, follow: bool) -> i32 {
         }
     };
     let mut out = io::stdout().lock();
-    match tail(&mut file, n) {
+    match persist::tail(&mut file, n) {
         Ok(bytes) => {
             if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
                 return exit::OK;
@@ -140,9 +104,12 @@ pub struct AuditLine {
     pub result: String,
     pub duration_ms: u64,
     pub detail: Option<String>,
+    /// The line's link in the hash chain.
+    pub hash: Option<String>,
 }
 
 pub fn parse_audit_line(line: &str) -> Option<AuditLine> {
+    let (line, hash) = chain::split(line);
     let mut parts = line.splitn(6, " | ");
     let time = parts.next()?.to_string();
     let service = parts.next()?.to_string();
@@ -157,6 +124,7 @@ pub fn parse_audit_line(line: &str) -> Option<AuditLine> {
         result,
         duration_ms,
         detail,
+        hash: hash.map(str::to_string),
     })
 }
 
@@ -200,6 +168,69 @@ pub fn audit(cli: &Cli, service: Option<&str>, n: usize) -> i32 {
         }
     }
     exit::OK
+}
+
+/// The audit files, oldest first: rotated ones (`audit.log.N` … `.1`), then `audit.log`.
+pub fn audit_files(audit: &Path) -> Vec<std::path::PathBuf> {
+    let mut rotated: Vec<(u32, std::path::PathBuf)> = vec![];
+    if let (Some(dir), Some(name)) = (audit.parent(), audit.file_name().and_then(|n| n.to_str())) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let fname = e.file_name();
+                let Some(f) = fname.to_str() else { continue };
+                if let Some(n) = f
+                    .strip_prefix(name)
+                    .and_then(|r| r.strip_prefix('.'))
+                    .and_then(|r| r.parse::<u32>().ok())
+                {
+                    rotated.push((n, e.path()));
+                }
+            }
+        }
+    }
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let mut files: Vec<_> = rotated.into_iter().map(|(_, p)| p).collect();
+    if audit.exists() {
+        files.push(audit.to_path_buf());
+    }
+    files
+}
+
+/// `audit --verify`: check the hash chain across every audit file.
+pub fn verify_audit(cli: &Cli) -> i32 {
+    let files = audit_files(&cli.paths().audit);
+    let mut lines: Vec<(String, usize, String)> = vec![];
+    for f in &files {
+        match std::fs::read_to_string(f) {
+            Ok(text) => {
+                for (i, l) in text.lines().enumerate() {
+                    lines.push((f.display().to_string(), i + 1, l.to_string()));
+                }
+            }
+            Err(e) => {
+                eprintln!("❌ cannot read {}: {e}", f.display());
+                return exit::FAILED;
+            }
+        }
+    }
+    match chain::verify(lines.iter().map(|(_, _, l)| l.as_str())) {
+        Ok(n) => {
+            println!(
+                "✅ audit trail intact: {n} chained lines in {} file(s)",
+                files.len()
+            );
+            exit::OK
+        }
+        Err(b) => {
+            let (file, line_no, text) = &lines[b.index];
+            println!(
+                "❌ audit trail broken at {file} line {line_no}: {}",
+                b.reason
+            );
+            println!("   {text}");
+            exit::FAILED
+        }
+    }
 }
 
 /// One escalation block, parsed.
@@ -324,29 +355,6 @@ pub fn check(cli: &Cli, init_whitelist: bool) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tail_of(text: &str, n: usize) -> String {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("x.log");
-        std::fs::write(&p, text).unwrap();
-        let mut f = File::open(&p).unwrap();
-        String::from_utf8(tail(&mut f, n).unwrap()).unwrap()
-    }
-
-    #[test]
-    fn tail_takes_the_last_lines() {
-        assert_eq!(tail_of("a\nb\nc\n", 2), "b\nc\n");
-        assert_eq!(tail_of("a\nb\nc", 2), "b\nc");
-        assert_eq!(tail_of("a\nb\n", 10), "a\nb\n");
-        assert_eq!(tail_of("", 3), "");
-        assert_eq!(tail_of("a\n", 0), "");
-    }
-
-    #[test]
-    fn tail_crosses_blocks() {
-        let text: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
-        assert_eq!(tail_of(&text, 2), "line 99998\nline 99999\n");
-    }
 
     #[test]
     fn audit_lines_parse() {

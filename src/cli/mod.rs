@@ -105,6 +105,9 @@ pub enum Command {
         /// How many lines from the end.
         #[arg(short = 'n', long = "lines", default_value_t = 50)]
         lines: usize,
+        /// Check the hash chain of the whole trail; name the first altered or removed line.
+        #[arg(long)]
+        verify: bool,
     },
     /// The escalation log (reads the file; no supervisor needed).
     Escalations,
@@ -196,7 +199,10 @@ pub fn run(cli: Cli) -> i32 {
             lines,
             follow,
         } => return files::logs(&cli, service, *lines, *follow),
-        Command::Audit { service, lines } => return files::audit(&cli, service.as_deref(), *lines),
+        Command::Audit { verify: true, .. } => return files::verify_audit(&cli),
+        Command::Audit { service, lines, .. } => {
+            return files::audit(&cli, service.as_deref(), *lines)
+        }
         Command::Escalations => return files::escalations(&cli),
         Command::Check { init_whitelist } => return files::check(&cli, *init_whitelist),
         Command::Events { services } => return events::follow(&cli, services),
@@ -206,7 +212,7 @@ pub fn run(cli: Cli) -> i32 {
         Ok(response) => show(&cli, &response),
         Err(client::ClientError::NoSupervisor(why)) => {
             if let ControlRequest::Status { services } = &request {
-                return render::stale_status(&paths, services, cli.json);
+                return render::stale_status(&paths, &cli.config, services, cli.json);
             }
             eprintln!(
                 "❌ no supervisor is running on {} ({why}); start one with `ai-dawg-manager start`",

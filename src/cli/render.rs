@@ -2,7 +2,7 @@
 //! of actions, and the stale status read from the state file.
 
 use super::exit;
-use crate::model::{ServiceRecord, ServiceStatus, Summary};
+use crate::model::{KillSwitch, KillSwitchSource, ServiceRecord, ServiceStatus, Summary};
 use crate::paths::DataPaths;
 use crate::persist;
 use crate::protocol::{ActionsReport, StatusReport};
@@ -127,7 +127,32 @@ pub fn actions(a: &ActionsReport) -> String {
 }
 
 /// `status` with no supervisor: print the last persisted state, marked stale; exit 3.
-pub fn stale_status(paths: &DataPaths, names: &[String], json: bool) -> i32 {
+/// The kill switch a supervisor would start with: the data folder's setting,
+/// else the config's value (when the config can be read).
+fn stale_kill_switch(paths: &DataPaths, config: &std::path::Path) -> Option<KillSwitch> {
+    if let Some(f) = std::fs::read(&paths.kill_switch)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::supervisor::KillSwitchFile>(&b).ok())
+    {
+        return Some(KillSwitch {
+            on: f.on,
+            source: KillSwitchSource::Runtime,
+        });
+    }
+    crate::config::Config::load(config)
+        .ok()
+        .map(|c| KillSwitch {
+            on: c.safety.emergency_kill_switch,
+            source: KillSwitchSource::Config,
+        })
+}
+
+pub fn stale_status(
+    paths: &DataPaths,
+    config: &std::path::Path,
+    names: &[String],
+    json: bool,
+) -> i32 {
     let state = match persist::read_state(&paths.state) {
         Ok(s) => s,
         Err(e) => {
@@ -147,21 +172,23 @@ pub fn stale_status(paths: &DataPaths, names: &[String], json: bool) -> i32 {
         .and_then(|m| m.modified())
         .map(|t| humantime::format_rfc3339_seconds(t).to_string())
         .unwrap_or_else(|_| "at an unknown time".into());
+    let kill_switch = stale_kill_switch(paths, config);
     if json {
         let v = serde_json::json!({
             "stale": true,
             "written": written,
             "services": services,
+            "kill_switch": kill_switch,
             "summary": summary,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         let report = StatusReport {
             services,
-            kill_switch: crate::model::KillSwitch {
+            kill_switch: kill_switch.unwrap_or(KillSwitch {
                 on: false,
-                source: crate::model::KillSwitchSource::Config,
-            },
+                source: KillSwitchSource::Config,
+            }),
             summary,
         };
         print!("{}", status(&report, Some(&written)));
@@ -172,7 +199,6 @@ pub fn stale_status(paths: &DataPaths, names: &[String], json: bool) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{KillSwitch, KillSwitchSource};
 
     #[test]
     fn status_keeps_the_seed_form() {

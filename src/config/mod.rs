@@ -55,8 +55,27 @@ pub struct Config {
     pub notifications: Option<Notifications>,
     /// The dashboard, HTTP API and metrics listener; `None` (the default): off.
     pub http: Option<HttpSettings>,
+    /// Rotation of `data/logs/*.log` and `data/audit.log`.
+    pub logs: LogRotation,
     /// `<folder of config file>/commands-whitelist.json`, absolute.
     pub whitelist_path: PathBuf,
+}
+
+/// Size-based log rotation: a file reaching `max_bytes` becomes `<file>.1`
+/// (older ones shift up) and at most `keep` rotated files are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRotation {
+    pub max_bytes: u64,
+    pub keep: u32,
+}
+
+impl Default for LogRotation {
+    fn default() -> Self {
+        LogRotation {
+            max_bytes: 10 * 1024 * 1024,
+            keep: 5,
+        }
+    }
 }
 
 /// One service, with every default applied and every path resolved.
@@ -88,6 +107,31 @@ pub struct ServiceSpec {
     pub autostart: bool,
     /// Effective: the global defaults overlaid with the service's own `monitoring`.
     pub monitoring: Monitoring,
+    /// Per-process resource limits, set with setrlimit before exec.
+    pub limits: ResourceLimits,
+}
+
+impl std::fmt::Display for ResourceLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = vec![];
+        if let Some(n) = self.max_open_files {
+            parts.push(format!("max_open_files {n}"));
+        }
+        if let Some(b) = self.memory_max_bytes {
+            parts.push(format!("memory_max_bytes {b}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Optional resource limits of a service's process (inherited by its children).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// `RLIMIT_NOFILE`: open file descriptors.
+    pub max_open_files: Option<u64>,
+    /// `RLIMIT_AS`: address space in bytes (the portable stand-in for a memory
+    /// cap; it counts virtual memory, so leave room above the resident size).
+    pub memory_max_bytes: Option<u64>,
 }
 
 /// How a service's health is probed (SPEC §3.1).

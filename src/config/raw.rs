@@ -24,6 +24,15 @@ pub(crate) struct RawConfig {
     pub safety: Option<Object<RawSafety>>,
     pub notifications: Option<Object<RawNotifications>>,
     pub http: Option<Object<RawHttp>>,
+    pub logs: Option<Object<RawLogs>>,
+}
+
+/// The `logs` object: size-based rotation of service logs and the audit trail.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLogs {
+    pub max_bytes: Option<u64>,
+    pub keep: Option<u32>,
 }
 
 /// The `ai_dawg` object: the services, keyed by name, in file order.
@@ -52,6 +61,8 @@ pub(crate) struct RawService {
     pub depends_on: Option<Vec<String>>,
     pub autostart: Option<bool>,
     pub monitoring: Option<Object<RawMonitoring>>,
+    pub max_open_files: Option<u64>,
+    pub memory_max_bytes: Option<u64>,
 }
 
 /// The global `monitoring` object, and a service's override of it.
@@ -126,7 +137,7 @@ pub(crate) trait Expecting {
 
 impl Expecting for RawConfig {
     const WHAT: &'static str =
-        "an object with the keys enabled, ai_dawg, monitoring, safety, notifications, http";
+        "an object with the keys enabled, ai_dawg, monitoring, safety, notifications, logs, http";
 }
 impl Expecting for RawAiDawg {
     const WHAT: &'static str = "an object {\"services\": {...}}";
@@ -141,6 +152,9 @@ impl Expecting for RawMonitoring {
 impl Expecting for RawSafety {
     const WHAT: &'static str = "a safety object (emergency_kill_switch, \
         max_consecutive_failures_before_escalation, kill_port_conflicts)";
+}
+impl Expecting for RawLogs {
+    const WHAT: &'static str = "a logs object (max_bytes, keep)";
 }
 impl Expecting for RawNotifications {
     const WHAT: &'static str =

@@ -102,6 +102,12 @@ pub(crate) fn build(
         ),
     };
 
+    if raw.max_open_files == Some(0) {
+        problems.push(&format!("{at}.max_open_files"), "must be at least 1");
+    }
+    if raw.memory_max_bytes.is_some_and(|m| m < 1024 * 1024) {
+        problems.push(&format!("{at}.memory_max_bytes"), "must be at least 1 MiB");
+    }
     if problems.len() != before {
         return None;
     }
@@ -120,6 +126,10 @@ pub(crate) fn build(
         depends_on: raw.depends_on.clone().unwrap_or_default(),
         autostart: raw.autostart.unwrap_or(true),
         monitoring,
+        limits: super::ResourceLimits {
+            max_open_files: raw.max_open_files,
+            memory_max_bytes: raw.memory_max_bytes,
+        },
     })
 }
 

@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use super::duration::DurationKey;
-use super::raw::{RawConfig, RawMonitoring, RawSafety, RawService};
-use super::{http, notify, order, service, Config, ConfigError, Monitoring, Safety};
+use super::raw::{RawConfig, RawLogs, RawMonitoring, RawSafety, RawService};
+use super::{http, notify, order, service, Config, ConfigError, LogRotation, Monitoring, Safety};
 
 /// Problems found so far, each with its key path.
 #[derive(Debug, Default)]
@@ -89,6 +89,7 @@ pub(crate) fn build(
         &mut problems,
     );
     let safety = safety(raw.safety.map(|s| s.0).unwrap_or_default(), &mut problems);
+    let logs = log_rotation(raw.logs.map(|l| l.0).unwrap_or_default(), &mut problems);
     let notifications = raw
         .notifications
         .map(|n| notify::build(n.0, &root, &mut problems, &mut programs));
@@ -129,6 +130,7 @@ pub(crate) fn build(
             safety,
             notifications: notifications.flatten(),
             http,
+            logs,
             whitelist_path,
         });
     Built {
@@ -224,6 +226,19 @@ fn safety(raw: RawSafety, problems: &mut Problems) -> Safety {
         kill_port_conflicts: raw
             .kill_port_conflicts
             .unwrap_or(defaults.kill_port_conflicts),
+    }
+}
+
+/// The `logs` object, with its defaults.
+fn log_rotation(raw: RawLogs, problems: &mut Problems) -> LogRotation {
+    let default = LogRotation::default();
+    let max_bytes = raw.max_bytes.unwrap_or(default.max_bytes);
+    if max_bytes < 1024 {
+        problems.push("logs.max_bytes", "must be at least 1024 bytes");
+    }
+    LogRotation {
+        max_bytes,
+        keep: raw.keep.unwrap_or(default.keep),
     }
 }
 

@@ -4,6 +4,8 @@
 //! processes from recycled pids and to find who holds a TCP port.
 
 pub mod group;
+pub mod pidfd;
 pub mod port;
 pub mod procfs;
+pub mod reaper;
 pub mod spawn;

@@ -11,12 +11,13 @@ use super::recovery::{Manual, Recovery, Register, SetKillSwitch};
 use super::registry::{
     Flush, KillSwitchChanged, Registry, ServiceStopped, StatusChanged, Subscribe,
 };
-use super::service::{Restart, ServiceActor, Start, StartCause, StartReply, Stop};
+use super::service::{Adopt, Restart, ServiceActor, Start, StartCause, StartReply, Stop};
 use crate::config::{Config, ServiceSpec};
-use crate::model::{KillSwitch, KillSwitchSource, Limits, ServiceStatus};
+use crate::logs::LogPumps;
+use crate::model::{KillSwitch, KillSwitchSource, Limits, ProcessId, ServiceRecord, ServiceStatus};
 use crate::paths::DataPaths;
 use crate::persist;
-use crate::policy::{ManualAction, Settings};
+use crate::policy::{ManualAction, Settings, Track};
 use crate::protocol::{
     ActionOutcome, ActionsReport, ControlRequest, ControlResponse, ErrorCode, KillSwitchMode,
 };
@@ -58,6 +59,7 @@ pub struct Manager {
     audit: Addr<Audit>,
     /// The probes' HTTP client, shared by every service actor of this arbiter.
     client: awc::Client,
+    pumps: LogPumps,
     kill_switch: KillSwitch,
     /// Services known to be running, for dependency order.
     running: HashSet<String>,
@@ -65,6 +67,9 @@ pub struct Manager {
     pending: Vec<String>,
     /// Autostart services the kill switch kept down: started when it goes off.
     held_by_kill_switch: Vec<String>,
+    /// What a previous supervisor left: live processes to adopt, records to
+    /// continue from.
+    inherited: Inherited,
     shutting_down: bool,
 }
 
@@ -91,17 +96,55 @@ pub fn limits_of(config: &Config, spec: &ServiceSpec) -> Limits {
     }
 }
 
+/// What a previous supervisor (crashed or shut down) left behind.
+#[derive(Debug, Default)]
+pub struct Inherited {
+    /// Processes still ours (same pid and start time): adopted at boot.
+    pub alive: HashMap<String, ProcessId>,
+    /// The last persisted records.
+    pub records: HashMap<String, ServiceRecord>,
+}
+
+/// Recovery's memory of a service, continued from its last record.
+fn track_from(record: Option<&ServiceRecord>) -> Track {
+    match record {
+        Some(r) => Track {
+            attempts: r.restart_attempts,
+            consecutive_failures: r.consecutive_failures,
+            escalated: r.status == ServiceStatus::Escalated,
+            ..Track::default()
+        },
+        None => Track::default(),
+    }
+}
+
+/// The actors a Manager works with.
+pub struct Peers {
+    pub registry: Addr<Registry>,
+    pub recovery: Addr<Recovery>,
+    pub audit: Addr<Audit>,
+    /// The probes' HTTP client (awc clients stay in the arbiter that made them).
+    pub client: awc::Client,
+    /// The thread draining the services' output into their log files.
+    pub pumps: LogPumps,
+}
+
 impl Manager {
     /// A Manager with no service actors yet: it creates them when it starts.
     pub fn new(
         config: Arc<Config>,
         paths: DataPaths,
-        registry: Addr<Registry>,
-        recovery: Addr<Recovery>,
-        audit: Addr<Audit>,
-        client: awc::Client,
+        peers: Peers,
         kill_switch: KillSwitch,
+        inherited: Inherited,
     ) -> Self {
+        let Peers {
+            registry,
+            recovery,
+            audit,
+            client,
+            pumps,
+        } = peers;
         Manager {
             config,
             paths,
@@ -110,19 +153,29 @@ impl Manager {
             recovery,
             audit,
             client,
+            pumps,
             kill_switch,
             running: HashSet::new(),
             pending: vec![],
             held_by_kill_switch: vec![],
+            inherited,
             shutting_down: false,
         }
     }
 
     /// Create the actor of one service and hand it to Recovery.
-    fn spawn_service(&mut self, spec: &ServiceSpec) {
+    fn spawn_service(&mut self, spec: &ServiceSpec, track: Track) {
+        let log = self.paths.service_log(&spec.name);
+        let output = match self.pumps.start(&log) {
+            Ok(fifo) => fifo,
+            Err(e) => {
+                warn!(target: TARGET, "{}: no log FIFO ({e}); output goes straight to {} without rotation", spec.name, log.display());
+                log
+            }
+        };
         let addr = ServiceActor::new(
             Arc::new(spec.clone()),
-            self.paths.service_log(&spec.name),
+            output,
             self.registry.clone(),
             self.recovery.clone(),
             self.audit.clone(),
@@ -134,6 +187,7 @@ impl Manager {
             display_name: spec.display_name.clone(),
             settings: settings_of(&self.config, spec, self.kill_switch.on),
             addr: addr.clone(),
+            track,
         });
         self.services.insert(spec.name.clone(), addr);
     }
@@ -144,6 +198,7 @@ impl Manager {
         if self.kill_switch.on {
             self.registry.do_send(ServiceStopped {
                 service: name.to_string(),
+                by_hand: false,
             });
             self.audit.do_send(
                 Record::new(name, "start", Outcome::Skipped)
@@ -177,15 +232,43 @@ impl Manager {
         }
     }
 
-    fn boot(&mut self) {
+    fn boot(&mut self, ctx: &mut Context<Self>) {
         let config = self.config.clone();
         for spec in &config.services {
-            self.spawn_service(spec);
-            if spec.autostart {
+            let previous = self.inherited.records.remove(&spec.name);
+            self.spawn_service(spec, track_from(previous.as_ref()));
+            let escalated = previous
+                .as_ref()
+                .is_some_and(|r| r.status == ServiceStatus::Escalated);
+            let held = previous.as_ref().is_some_and(|r| r.held_stopped);
+            let wanted = spec.autostart && !held && !escalated;
+            if let Some(id) = self.inherited.alive.remove(&spec.name) {
+                // Adopt what is still running; start afresh only if that fails.
+                let adopting = self.services[&spec.name].send(Adopt(id));
+                let name = spec.name.clone();
+                ctx.spawn(adopting.into_actor(self).map(move |adopted, act, _| {
+                    if !matches!(adopted, Ok(true)) && wanted {
+                        act.want_started(&name);
+                        act.start_ready();
+                    }
+                }));
+            } else if escalated {
+                warn!(target: TARGET, "{}: escalated before the supervisor restarted; waiting for a human (`recover`)", spec.name);
+            } else if held {
+                self.registry.do_send(ServiceStopped {
+                    service: spec.name.clone(),
+                    by_hand: true,
+                });
+                self.audit
+                    .do_send(Record::new(&spec.name, "start", Outcome::Skipped).detail(
+                        "stopped by hand before the supervisor restarted; `start` it to run it",
+                    ));
+            } else if wanted {
                 self.want_started(&spec.name);
             } else {
                 self.registry.do_send(ServiceStopped {
                     service: spec.name.clone(),
+                    by_hand: false,
                 });
             }
         }
@@ -315,7 +398,9 @@ impl Manager {
             .into_iter()
             .filter(|n| seen.insert(n.clone()))
             .collect();
-        let free_port = self.config.safety.kill_port_conflicts;
+        // Under the kill switch a manual start still acts, but never kills a
+        // port holder on its own account; `recover` always may (a human asked).
+        let free_port = self.config.safety.kill_port_conflicts && !self.kill_switch.on;
         let mut calls = vec![];
         for name in &names {
             let addr = self.services[name].clone();
@@ -349,13 +434,14 @@ impl Manager {
                     Box::pin(async move { f.await.unwrap_or_else(|e| Err(e.to_string())) })
                 }
                 ManualAction::Stop => {
-                    let f = addr.send(Stop);
+                    let f = addr.send(Stop { by_hand: true });
                     Box::pin(async move { f.await.map(|()| None).map_err(|e| e.to_string()) })
                 }
             };
             calls.push((name.clone(), started, reply));
         }
         let audit = self.audit.clone();
+        let registry = self.registry.clone();
         Box::pin(
             async move {
                 let mut results = vec![];
@@ -396,6 +482,8 @@ impl Manager {
                     );
                     results.push(outcome);
                 }
+                // What a human did is on disk before they hear it is done.
+                let _ = registry.send(Flush).await;
                 ControlResponse::Actions(ActionsReport {
                     action: verb.to_string(),
                     results,
@@ -413,7 +501,7 @@ impl Actor for Manager {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.registry
             .do_send(Subscribe(ctx.address().recipient::<StatusChanged>()));
-        self.boot();
+        self.boot(ctx);
     }
 }
 
@@ -530,7 +618,10 @@ impl Handler<Shutdown> for Manager {
             async move {
                 for wave in waves {
                     // Every stop of a wave is queued before any is awaited: they run in parallel.
-                    let stops: Vec<_> = wave.iter().map(|a| a.send(Stop)).collect();
+                    let stops: Vec<_> = wave
+                        .iter()
+                        .map(|a| a.send(Stop { by_hand: false }))
+                        .collect();
                     for s in stops {
                         let _ = s.await;
                     }

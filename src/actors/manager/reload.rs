@@ -57,7 +57,7 @@ impl Manager {
                 continue;
             }
             if let Some(addr) = self.services.remove(&spec.name) {
-                let stopping = addr.send(Stop);
+                let stopping = addr.send(Stop { by_hand: false });
                 // The actor goes away once stopped and no address is left.
                 actix_rt::spawn(async move {
                     let _ = stopping.await;
@@ -79,7 +79,7 @@ impl Manager {
                     let mut record = ServiceRecord::new(&spec.name, &spec.display_name, spec.port);
                     record.limits = Some(limits_of(&new, spec));
                     self.registry.do_send(AddService(record));
-                    self.spawn_service(spec);
+                    self.spawn_service(spec, Default::default());
                     if spec.autostart {
                         self.want_started(&spec.name);
                         outcome(&spec.name, "added: starting".into());
@@ -87,6 +87,7 @@ impl Manager {
                         self.registry
                             .do_send(crate::actors::registry::ServiceStopped {
                                 service: spec.name.clone(),
+                                by_hand: false,
                             });
                         outcome(&spec.name, "added (not autostart)".into());
                     }

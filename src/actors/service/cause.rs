@@ -17,6 +17,8 @@ pub enum StartCause {
     Recover,
     /// `reload` changed the service's definition.
     Reload,
+    /// A process left running by a previous supervisor, taken over.
+    Adopt,
 }
 
 impl StartCause {
@@ -28,12 +30,16 @@ impl StartCause {
                 "restart"
             }
             StartCause::Recover => "recover",
+            StartCause::Adopt => "adopt",
         }
     }
 
     /// Not asked for by a human.
     pub fn is_automatic(self) -> bool {
-        matches!(self, StartCause::Autostart | StartCause::AutoRestart { .. })
+        matches!(
+            self,
+            StartCause::Autostart | StartCause::AutoRestart { .. } | StartCause::Adopt
+        )
     }
 
     /// Counted in the never-reset `restart_count`.
@@ -59,6 +65,7 @@ impl fmt::Display for StartCause {
             StartCause::ManualRestart => f.write_str("manual restart"),
             StartCause::Recover => f.write_str("manual recover"),
             StartCause::Reload => f.write_str("reload: definition changed"),
+            StartCause::Adopt => f.write_str("adopted from the previous supervisor"),
         }
     }
 }

@@ -22,19 +22,25 @@ use super::registry::{
 use crate::config::ServiceSpec;
 use crate::health::{Probe, ProbeOutcome};
 use crate::model::{ErrorKind, ExitReason, ProcessId};
-use crate::process::{group, port, spawn};
+use crate::process::{group, pidfd, port, procfs, reaper, spawn};
 use actix::clock::Instant;
 use actix::prelude::*;
 use log::{debug, info, warn};
 use nix::sys::signal::Signal;
+use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// First delay between probes while a service is starting; doubled each time.
 const FIRST_START_PROBE: Duration = Duration::from_millis(1);
+/// For this long after a spawn, a refused connection is retried at once (no
+/// timer: timers tick in milliseconds), so a service that is up in under a
+/// millisecond is seen running within microseconds of listening.
+const START_SPIN: Duration = Duration::from_millis(2);
 /// Longest delay between probes while starting (never more than the interval).
 const MAX_START_PROBE: Duration = Duration::from_millis(200);
 
@@ -56,7 +62,11 @@ pub struct Start {
 /// answers once no process of the group is left.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Stop;
+pub struct Stop {
+    /// A human's `stop`: the service stays stopped, even across supervisor
+    /// restarts, until a human starts it.
+    pub by_hand: bool,
+}
 
 /// Graceful stop (if running), then start.
 #[derive(Message, Debug)]
@@ -65,6 +75,13 @@ pub struct Restart {
     pub cause: StartCause,
     pub free_port: bool,
 }
+
+/// Take over a process a previous supervisor left running (already checked to
+/// be ours: same pid and start time). Answers whether it was adopted; if not,
+/// the caller starts the service afresh.
+#[derive(Message, Debug)]
+#[rtype(result = "bool")]
+pub struct Adopt(pub ProcessId);
 
 /// Give a timed-out check a second chance: the next probe runs after the
 /// interval with a doubled timeout, and its failure is counted.
@@ -158,7 +175,8 @@ pub struct ServiceActor {
     spec: Arc<ServiceSpec>,
     /// The log target, `service::<name>`.
     target: String,
-    log_path: PathBuf,
+    /// Where the process's stdout and stderr go: its log FIFO, or its log file.
+    output: PathBuf,
     registry: Addr<Registry>,
     recovery: Addr<Recovery>,
     audit: Addr<Audit>,
@@ -167,6 +185,8 @@ pub struct ServiceActor {
     generation: u64,
     /// False after a stop: exits are then expected and restarts refused.
     wanted_up: bool,
+    /// The stop in progress was a human's.
+    stop_by_hand: bool,
     /// A start to make once the current process is down.
     after_stop: Option<(StartCause, bool)>,
     spawn_waiters: Vec<oneshot::Sender<StartReply>>,
@@ -182,7 +202,7 @@ pub struct ServiceActor {
 impl ServiceActor {
     pub fn new(
         spec: Arc<ServiceSpec>,
-        log_path: PathBuf,
+        output: PathBuf,
         registry: Addr<Registry>,
         recovery: Addr<Recovery>,
         audit: Addr<Audit>,
@@ -197,7 +217,7 @@ impl ServiceActor {
         ServiceActor {
             target: format!("service::{}", spec.name),
             spec,
-            log_path,
+            output,
             registry,
             recovery,
             audit,
@@ -205,6 +225,7 @@ impl ServiceActor {
             proc_: Proc::Down,
             generation: 0,
             wanted_up: false,
+            stop_by_hand: false,
             after_stop: None,
             spawn_waiters: vec![],
             stop_waiters: vec![],
@@ -243,7 +264,7 @@ impl ServiceActor {
     /// start deadline and the first probe.
     fn launch(&mut self, cause: StartCause, free_port: bool, ctx: &mut Context<Self>) {
         let ordered_at = Instant::now();
-        if let Some(p) = self.spec.port {
+        if let Some(p) = self.spec.port.filter(|p| !port::bindable(*p)) {
             let me = std::process::id();
             let holders: Vec<_> = port::holders(p)
                 .into_iter()
@@ -263,7 +284,7 @@ impl ServiceActor {
             Some(p) => println!("🚀 Starting {} on port {p}...", self.spec.display_name),
             None => println!("🚀 Starting {}...", self.spec.display_name),
         }
-        let spawn::Spawned { child, id } = match spawn::spawn(&self.spec, &self.log_path) {
+        let spawn::Spawned { child, id } = match spawn::spawn(&self.spec, &self.output) {
             Ok(s) => s,
             Err(e) => {
                 let msg = format!("cannot run {}: {e}", self.spec.program.display());
@@ -271,9 +292,36 @@ impl ServiceActor {
                 return;
             }
         };
+        info!(target: &self.target, "spawned pid {} ({cause})", id.pid);
+        let mut child = child;
+        let pid = id.pid;
+        let exit = Box::pin(async move {
+            let status = child.wait().await;
+            reaper::untrack(pid);
+            match status {
+                Ok(s) => match (s.code(), s.signal()) {
+                    (Some(c), _) => ExitReason::Code(c),
+                    (None, Some(sig)) => ExitReason::Signal(sig),
+                    (None, None) => ExitReason::Code(-1),
+                },
+                Err(_) => ExitReason::Code(-1),
+            }
+        });
+        self.watch(id, cause, ordered_at, exit, ctx);
+    }
+
+    /// Take charge of a live process: report it, wait for its exit, arm the
+    /// start deadline and the first probe.
+    fn watch(
+        &mut self,
+        id: ProcessId,
+        cause: StartCause,
+        ordered_at: Instant,
+        exit: Pin<Box<dyn Future<Output = ExitReason>>>,
+        ctx: &mut Context<Self>,
+    ) {
         self.generation += 1;
         let generation = self.generation;
-        info!(target: &self.target, "spawned pid {} ({cause})", id.pid);
         self.proc_ = Proc::Up(Running {
             id,
             cause,
@@ -289,25 +337,12 @@ impl ServiceActor {
             cause,
         });
         self.resolve_spawn_waiters(Ok(Some(id.pid)));
-        let mut child = child;
-        ctx.spawn(
-            async move { child.wait().await }
-                .into_actor(self)
-                .map(move |status, _, ctx| {
-                    let reason = match status {
-                        Ok(s) => match (s.code(), s.signal()) {
-                            (Some(c), _) => ExitReason::Code(c),
-                            (None, Some(sig)) => ExitReason::Signal(sig),
-                            (None, None) => ExitReason::Code(-1),
-                        },
-                        Err(_) => ExitReason::Code(-1),
-                    };
-                    ctx.notify(ChildExited { generation, reason });
-                }),
-        );
+        ctx.spawn(exit.into_actor(self).map(move |reason, _, ctx| {
+            ctx.notify(ChildExited { generation, reason });
+        }));
         self.handles.start_deadline =
             Some(ctx.notify_later(StartDeadline { generation }, self.spec.start_timeout));
-        self.schedule_probe(Duration::ZERO, ctx);
+        ctx.notify(ProbeDue { generation });
     }
 
     /// A start that could not spawn a process.
@@ -434,8 +469,9 @@ impl Handler<Restart> for ServiceActor {
 
 impl Handler<Stop> for ServiceActor {
     type Result = ResponseFuture<()>;
-    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, m: Stop, ctx: &mut Context<Self>) -> Self::Result {
         self.wanted_up = false;
+        self.stop_by_hand = m.by_hand;
         self.after_stop = None;
         self.resolve_spawn_waiters(Err(format!("{} was stopped", self.spec.name)));
         let (tx, rx) = oneshot::channel();
@@ -454,11 +490,40 @@ impl Handler<Stop> for ServiceActor {
                 self.cancel_handles(ctx);
                 self.registry.do_send(ServiceStopped {
                     service: self.spec.name.clone(),
+                    by_hand: m.by_hand,
                 });
                 let _ = tx.send(());
             }
         }
         Self::reply_later(rx, ())
+    }
+}
+
+impl Handler<Adopt> for ServiceActor {
+    type Result = bool;
+    fn handle(&mut self, m: Adopt, ctx: &mut Context<Self>) -> bool {
+        if !matches!(self.proc_, Proc::Down) {
+            return false;
+        }
+        let id = m.0;
+        // pidfd first, identity second: if the pid was recycled in between, the
+        // check fails and the fd is dropped unused.
+        let fd = match pidfd::open(id.pid) {
+            Ok(fd) if procfs::is_same_process(id) => fd,
+            Ok(_) => return false,
+            Err(e) => {
+                warn!(target: &self.target, "cannot watch pid {}: {e}; starting afresh", id.pid);
+                return false;
+            }
+        };
+        self.wanted_up = true;
+        info!(target: &self.target, "adopting pid {} left by the previous supervisor", id.pid);
+        let exit = Box::pin(async move {
+            let _ = pidfd::exited(fd).await;
+            ExitReason::Unknown
+        });
+        self.watch(id, StartCause::Adopt, Instant::now(), exit, ctx);
+        true
     }
 }
 
@@ -541,7 +606,10 @@ impl Handler<ChildExited> for ServiceActor {
                         .took(since.elapsed())
                         .detail(detail),
                 );
-                self.registry.do_send(ServiceStopped { service });
+                self.registry.do_send(ServiceStopped {
+                    service,
+                    by_hand: std::mem::take(&mut self.stop_by_hand),
+                });
                 for w in self.stop_waiters.drain(..) {
                     let _ = w.send(());
                 }
@@ -621,6 +689,16 @@ impl Handler<ProbeDone> for ServiceActor {
             (Phase::Starting, false) => {
                 // Expected while starting; only start_timeout counts. Probe
                 // again soon, backing off, so a fast service is seen at once.
+                let refused = m
+                    .outcome
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.kind == ErrorKind::ConnectionRefused);
+                if refused && run.ordered_at.elapsed() < START_SPIN {
+                    let generation = self.generation;
+                    ctx.notify(ProbeDue { generation });
+                    return;
+                }
                 let delay = self.start_probe_delay;
                 self.start_probe_delay = (delay * 2).min(MAX_START_PROBE).min(interval);
                 self.schedule_probe(delay, ctx);
