@@ -514,6 +514,47 @@ fn webhook_gets_escalation_and_resolution_with_a_retry() {
 }
 
 #[test]
+fn an_escalation_from_before_a_supervisor_crash_still_gets_its_resolution() {
+    let hook = Receiver::start(vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("fail");
+    let mut service = demo("g", free_port(), &["--fail-flag", path_str(&flag)]);
+    service["start_timeout"] = json!("1s");
+    let s = supervisor(
+        json!({"g": service}),
+        json!({
+            "monitoring": {
+                "health_check_interval_seconds": 0.1,
+                "max_restart_attempts": 1,
+                "restart_cooldown_seconds": 0.1,
+            },
+            "safety": {"max_consecutive_failures_before_escalation": 2},
+            "notifications": {"webhook_url": format!("http://127.0.0.1:{}/", hook.port)},
+        }),
+    );
+    s.running("g");
+    std::fs::write(&flag, "").unwrap();
+    wait_until("the escalation alert", TIMEOUT, || {
+        !hook.received().is_empty()
+    });
+    let port = s.port;
+    let setup = s.crash();
+    let s = setup.start(port);
+    wait_until("g still escalated after the crash", TIMEOUT, || {
+        s.status_of("g") == "escalated"
+    });
+    std::fs::remove_file(&flag).unwrap();
+    assert_eq!(s.post("/api/v1/services/g/recover", &[], None).status, 200);
+    wait_until("the resolution alert", TIMEOUT, || {
+        hook.received().len() >= 2
+    });
+    let resolution = &hook.received()[1].1;
+    assert_eq!(resolution["alert"], "resolution");
+    assert_eq!(resolution["service"], "g");
+    assert_eq!(resolution["reason"], "healthy again after a manual recover");
+}
+
+#[test]
 fn events_cli_prints_a_change() {
     let s = two_services();
     let pid = s.running("a");

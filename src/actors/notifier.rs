@@ -92,17 +92,39 @@ impl Alert {
         }
     }
 
+    /// An escalation raised before this supervisor started: only its service
+    /// is known.
+    pub fn inherited(service: &str) -> Self {
+        Alert {
+            alert: AlertKind::Escalation,
+            service: service.to_string(),
+            display_name: service.to_string(),
+            reason: "escalated before the supervisor restarted".into(),
+            consecutive_failures: 0,
+            restart_attempts: 0,
+            last_error: String::new(),
+            time: String::new(),
+            escalated_at: None,
+            text: String::new(),
+        }
+    }
+
     /// The resolution of `escalation`; `how` says what brought it back.
     pub fn resolution(escalation: &Alert, how: &str) -> Self {
         let reason = format!("healthy again {how}");
+        let since = if escalation.time.is_empty() {
+            String::new()
+        } else {
+            format!(" (escalated at {})", escalation.time)
+        };
         Alert {
             alert: AlertKind::Resolution,
             reason: reason.clone(),
             time: now_rfc3339(),
-            escalated_at: Some(escalation.time.clone()),
+            escalated_at: Some(escalation.time.clone()).filter(|t| !t.is_empty()),
             text: format!(
-                "✅ {} ({}) RESOLVED: {reason} (escalated at {})",
-                escalation.display_name, escalation.service, escalation.time
+                "✅ {} ({}) RESOLVED: {reason}{since}",
+                escalation.display_name, escalation.service
             ),
             ..escalation.clone()
         }
@@ -160,6 +182,8 @@ pub struct Notifier {
     queue_size: usize,
     audit: Recipient<Record>,
     open: HashMap<String, Open>,
+    /// The last manual start of each service ("after a manual recover").
+    last_manual: HashMap<String, String>,
     /// Created in this actor's arbiter (awc clients are not `Send`).
     client: Option<awc::Client>,
 }
@@ -198,6 +222,7 @@ impl Notifier {
             queue_size: n.queue_size,
             audit,
             open: HashMap::new(),
+            last_manual: HashMap::new(),
             client: None,
         })
     }
@@ -424,23 +449,38 @@ impl Handler<Published> for Notifier {
     type Result = ();
     fn handle(&mut self, m: Published, ctx: &mut Context<Self>) {
         let event = &m.0;
-        let Some(open) = self.open.get_mut(&event.service) else {
-            return;
-        };
         match &event.kind {
             EventKind::Started {
-                action,
-                automatic: false,
-                ..
-            } => open.lifted_by = Some(format!("after a manual {action}")),
-            EventKind::Status {
-                to: ServiceStatus::Running,
-                ..
+                action, automatic, ..
             } => {
-                if let Some(open) = self.open.remove(&event.service) {
-                    let how = open.lifted_by.as_deref().unwrap_or("after the escalation");
-                    let alert = Alert::resolution(&open.alert, how);
-                    self.enqueue(alert, ctx);
+                if *automatic {
+                    self.last_manual.remove(&event.service);
+                } else {
+                    let how = format!("after a manual {action}");
+                    if let Some(open) = self.open.get_mut(&event.service) {
+                        open.lifted_by = Some(how.clone());
+                    }
+                    self.last_manual.insert(event.service.clone(), how);
+                }
+            }
+            EventKind::Status { from, to } => {
+                if *from == ServiceStatus::Escalated && !self.open.contains_key(&event.service) {
+                    // Escalated before this supervisor started (the status is
+                    // kept across restarts): its resolution is news all the same.
+                    self.open.insert(
+                        event.service.clone(),
+                        Open {
+                            alert: Alert::inherited(&event.service),
+                            lifted_by: self.last_manual.get(&event.service).cloned(),
+                        },
+                    );
+                }
+                if *to == ServiceStatus::Running {
+                    if let Some(open) = self.open.remove(&event.service) {
+                        let how = open.lifted_by.as_deref().unwrap_or("after the escalation");
+                        let alert = Alert::resolution(&open.alert, how);
+                        self.enqueue(alert, ctx);
+                    }
                 }
             }
             _ => {}
@@ -481,6 +521,16 @@ mod tests {
         assert_eq!(v["last_error"], "ECONNREFUSED");
         assert!(v.get("escalated_at").is_none());
         assert!(v["text"].as_str().unwrap().contains("ESCALATED"));
+    }
+
+    #[test]
+    fn an_inherited_escalation_resolves_without_a_time() {
+        let r = Alert::resolution(&Alert::inherited("producer"), "after a manual recover");
+        assert_eq!(r.escalated_at, None);
+        assert_eq!(
+            r.text,
+            "✅ producer (producer) RESOLVED: healthy again after a manual recover"
+        );
     }
 
     #[test]

@@ -218,6 +218,15 @@ impl Supervisor {
         fs::read_to_string(self.setup.dir.path().join("supervisor.err")).unwrap_or_default()
     }
 
+    /// SIGKILL the supervisor (its services live on, to be adopted) and give
+    /// back its folder, to start another supervisor on it.
+    pub fn crash(mut self) -> Setup {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.setup.dir, tempfile::tempdir().expect("temp dir"));
+        Setup { dir }
+    }
+
     /// Every pid the state file names.
     fn service_pids(&self) -> Vec<i32> {
         let text =
