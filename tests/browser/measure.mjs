@@ -6,7 +6,9 @@
 // with AI_DAWG_BIN pointing at the binary to measure (a release build is what
 // users run). It prints the supervisor's CPU (from /proc/PID/stat, utime +
 // stime over the window) with no client, then with the dashboard open in
-// headless Chromium, and the dashboard's update latency after a `kill -9`.
+// headless Chromium, and the dashboard's update latency after a `kill -9`
+// (until the row shows a new status or pid: a restart that takes a few ms may
+// be over before the next frame).
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -74,7 +76,7 @@ try {
       window.__shown = null;
       const tr = document.querySelector(`#rows > [data-service="${svc}"]`);
       new MutationObserver(() => { if (window.__shown === null) window.__shown = performance.timeOrigin + performance.now(); })
-        .observe(tr, { attributes: true, attributeFilter: ['data-status'] });
+        .observe(tr, { attributes: true, attributeFilter: ['data-status', 'data-pid'] });
     }, name);
     const killed = Date.now();
     process.kill(pid, 'SIGKILL');
