@@ -12,6 +12,7 @@
 
 mod duration;
 mod endpoint;
+mod history;
 mod order;
 mod parse;
 mod program;
@@ -30,6 +31,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+pub use history::{
+    Correlated, Flapping, HistorySettings, LatencyTrend, ReportSettings, TimeOfDay, TimeOfDayUtc,
+};
 pub use program::{resolve_program, SELF_PROGRAM};
 
 /// File name of the whitelist, next to the config file.
@@ -53,6 +57,10 @@ pub struct Config {
     pub notifications: Option<Notifications>,
     /// `<folder of config file>/commands-whitelist.json`, absolute.
     pub whitelist_path: PathBuf,
+    /// Incident history: retention and pattern thresholds (optional `history`).
+    pub history: HistorySettings,
+    /// The daily summary (optional `reports`).
+    pub reports: ReportSettings,
 }
 
 /// One service, with every default applied and every path resolved.

@@ -23,6 +23,8 @@ pub(crate) struct RawConfig {
     pub monitoring: Option<Object<RawMonitoring>>,
     pub safety: Option<Object<RawSafety>>,
     pub notifications: Option<Object<RawNotifications>>,
+    pub history: Option<Object<super::history::RawHistory>>,
+    pub reports: Option<Object<super::history::RawReports>>,
 }
 
 /// The `ai_dawg` object: the services, keyed by name, in file order.
@@ -107,7 +109,7 @@ pub(crate) trait Expecting {
 
 impl Expecting for RawConfig {
     const WHAT: &'static str =
-        "an object with the keys enabled, ai_dawg, monitoring, safety, notifications";
+        "an object with the keys enabled, ai_dawg, monitoring, safety, notifications, history, reports";
 }
 impl Expecting for RawAiDawg {
     const WHAT: &'static str = "an object {\"services\": {...}}";

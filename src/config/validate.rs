@@ -91,6 +91,7 @@ pub(crate) fn build(
     let notifications = raw
         .notifications
         .map(|n| notifications(n.0, &root, &mut problems, &mut programs));
+    let (history, reports) = super::history::build(raw.history, raw.reports, &mut problems);
 
     let raw_services: Vec<(String, RawService)> = raw
         .ai_dawg
@@ -127,6 +128,8 @@ pub(crate) fn build(
             safety,
             notifications: notifications.flatten(),
             whitelist_path,
+            history,
+            reports,
         });
     Built {
         config,
