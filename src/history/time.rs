@@ -74,9 +74,18 @@ pub fn short_duration(ms: u64) -> String {
                 format!("{}.{}s", tenths / 10, tenths % 10)
             }
         }
-        60_000..=3_599_999 => format!("{}m {}s", s / 60, s % 60),
-        3_600_000..=86_399_999 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+        60_000..=3_599_999 => two(s / 60, "m", s % 60, "s"),
+        3_600_000..=86_399_999 => two(s / 3600, "h", (s % 3600) / 60, "m"),
+        _ => two(s / 86_400, "d", (s % 86_400) / 3600, "h"),
+    }
+}
+
+/// `3h 20m`, or `3h` when the second part is zero.
+fn two(a: u64, unit_a: &str, b: u64, unit_b: &str) -> String {
+    if b == 0 {
+        format!("{a}{unit_a}")
+    } else {
+        format!("{a}{unit_a} {b}{unit_b}")
     }
 }
 
@@ -169,6 +178,9 @@ mod tests {
         assert_eq!(short_duration(250_000), "4m 10s");
         assert_eq!(short_duration(12_000_000), "3h 20m");
         assert_eq!(short_duration(190_800_000), "2d 5h");
+        assert_eq!(short_duration(HOUR_MS), "1h");
+        assert_eq!(short_duration(DAY_MS), "1d");
+        assert_eq!(short_duration(15 * MINUTE_MS), "15m");
         assert_eq!(parse_period("24h"), Ok(DAY_MS));
         assert!(parse_period("0s").is_err());
     }

@@ -23,9 +23,13 @@ pub struct Timeline {
 
 /// The timeline of `service` over `window`; `None` if it has no history.
 pub fn build(store: &Store, service: &str, window: Window) -> Result<Option<Timeline>, StoreError> {
-    if !store.services()?.iter().any(|s| s.name == service) {
+    let Some(seen) = store.services()?.into_iter().find(|s| s.name == service) else {
         return Ok(None);
-    }
+    };
+    let window = Window {
+        start_ms: window.start_ms.max(seen.first_seen_ms).min(window.end_ms),
+        ..window
+    };
     let (from, to) = (window.start_ms, window.end_ms);
     let incidents = store.incidents(Some(service), from, to)?;
     let repaired: Vec<u64> = incidents
