@@ -44,11 +44,14 @@ pub struct LatencyTrend {
 }
 
 /// Failures at the same hour of the day (UTC): incidents opened in one hour
-/// on at least `min_days` different days within `lookback`.
+/// on at least `min_days` different days within `lookback`, those days being at
+/// least `min_share_percent` % of the days the service had an incident (so a
+/// service failing often at random hours is not taken for a recurring one).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TimeOfDay {
     pub lookback: Duration,
     pub min_days: u32,
+    pub min_share_percent: f64,
 }
 
 /// Two services failing together: incidents of both opened within `window` of
@@ -78,6 +81,7 @@ impl Default for HistorySettings {
             time_of_day: TimeOfDay {
                 lookback: Duration::from_secs(7 * 24 * 3600),
                 min_days: 3,
+                min_share_percent: 50.0,
             },
             correlated: Correlated {
                 window: Duration::from_secs(10),
@@ -149,6 +153,7 @@ pub(crate) struct RawTimeOfDay {
     pub lookback: Option<HumanDuration>,
     pub lookback_seconds: Option<Seconds>,
     pub min_days: Option<u32>,
+    pub min_share_percent: Option<f64>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -179,7 +184,7 @@ impl Expecting for RawLatencyTrend {
         min_increase_ms, min_checks)";
 }
 impl Expecting for RawTimeOfDay {
-    const WHAT: &'static str = "a time_of_day object (lookback, min_days)";
+    const WHAT: &'static str = "a time_of_day object (lookback, min_days, min_share_percent)";
 }
 impl Expecting for RawCorrelated {
     const WHAT: &'static str = "a correlated object (window, min_occurrences, lookback)";
@@ -275,6 +280,12 @@ pub(crate) fn build(
             d.time_of_day.min_days,
             2,
             "history.time_of_day.min_days",
+            problems,
+        ),
+        min_share_percent: non_negative(
+            t.min_share_percent,
+            d.time_of_day.min_share_percent,
+            "history.time_of_day.min_share_percent",
             problems,
         ),
     };

@@ -127,17 +127,23 @@ pub fn latency_trend(
 }
 
 /// Incidents of one service opened in the same UTC hour of the day on at least
-/// `min_days` different days.
+/// `min_days` different days, which are at least `min_share_percent` % of the
+/// days the service had an incident at all.
 pub fn time_of_day(service: &str, incidents: &[Incident], s: &TimeOfDay) -> Vec<Finding> {
     let mut hours: BTreeMap<u32, (BTreeSet<u64>, u64)> = BTreeMap::new();
+    let mut all_days: BTreeSet<u64> = BTreeSet::new();
     for i in incidents.iter().filter(|i| i.service == service) {
         let (days, last) = hours.entry(hour_of_day(i.opened_ms)).or_default();
         days.insert(i.opened_ms / super::time::DAY_MS);
+        all_days.insert(i.opened_ms / super::time::DAY_MS);
         *last = (*last).max(i.opened_ms);
     }
+    let share = |n: usize| 100.0 * n as f64 / all_days.len().max(1) as f64;
     hours
         .into_iter()
-        .filter(|(_, (days, _))| days.len() >= s.min_days as usize)
+        .filter(|(_, (days, _))| {
+            days.len() >= s.min_days as usize && share(days.len()) >= s.min_share_percent
+        })
         .map(|(hour, (days, last))| Finding {
             kind: PatternKind::TimeOfDay,
             key: format!("time_of_day:{service}@{hour:02}"),
@@ -368,6 +374,14 @@ mod tests {
             f[0].detail
         );
         assert!(time_of_day("a", &incidents[..3], &s).is_empty());
+        // Failing every day at random hours: 3 days out of 7 at 03:xx is chance.
+        let mut noisy = incidents.to_vec();
+        for day in 4..7 {
+            noisy.push(incident("a", at(day, (3 + 5 * day) % 24, 0)));
+            noisy.push(incident("a", at(day, (5 + 5 * day) % 24, 0)));
+        }
+        noisy.push(incident("a", at(2, 9, 0)));
+        assert!(time_of_day("a", &noisy, &s).is_empty(), "3 of 7 days");
     }
 
     #[test]

@@ -171,7 +171,7 @@ fn report_figures_are_exact() {
     api.escalation(d2 + 15 * HOUR_MS + 7 * SECOND_MS, 10 * MINUTE_MS);
     // Steady 10 ms; on day 2 one check in ten takes 50 ms.
     let events = api.events(now, |at| {
-        if at >= d2 && (at / CHECK_EVERY) % 10 == 0 {
+        if at >= d2 && (at / CHECK_EVERY).is_multiple_of(10) {
             50.0
         } else {
             10.0

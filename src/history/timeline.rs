@@ -93,7 +93,7 @@ pub fn render_text(t: &Timeline) -> String {
     for m in t.manual_actions.iter().filter(|m| m.action == "stop") {
         lines.push((m.at_ms, 2, "   🛑 stop".to_string()));
     }
-    lines.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    lines.sort_by_key(|a| (a.0, a.1));
 
     let mut o = String::new();
     let _ = writeln!(
