@@ -228,14 +228,12 @@ pub fn detect(
 ) -> Result<Vec<Finding>, StoreError> {
     let mut found = vec![];
     let services = store.services()?;
-    let starts = store.starts(None, from, to)?;
-    for svc in &services {
-        let mine: Vec<StartRecord> = starts
-            .iter()
-            .filter(|s| s.service == svc.name)
-            .cloned()
-            .collect();
-        found.extend(flapping(&svc.name, &mine, &settings.flapping));
+    let mut starts: BTreeMap<String, Vec<StartRecord>> = BTreeMap::new();
+    for s in store.starts(None, from, to)? {
+        starts.entry(s.service.clone()).or_default().push(s);
+    }
+    for (service, mine) in &starts {
+        found.extend(flapping(service, mine, &settings.flapping));
     }
     let lt = &settings.latency_trend;
     let recent_from = to.saturating_sub(ms_of(lt.recent));
@@ -249,9 +247,12 @@ pub fn detect(
         found.extend(latency_trend(&svc.name, &recent, &baseline, to, lt));
     }
     let tod_from = to.saturating_sub(ms_of(settings.time_of_day.lookback));
-    let lookback = opened_within(store.incidents(None, tod_from, to)?, tod_from, to);
-    for svc in &services {
-        found.extend(time_of_day(&svc.name, &lookback, &settings.time_of_day));
+    let mut lookback: BTreeMap<String, Vec<Incident>> = BTreeMap::new();
+    for i in opened_within(store.incidents(None, tod_from, to)?, tod_from, to) {
+        lookback.entry(i.service.clone()).or_default().push(i);
+    }
+    for (service, incidents) in &lookback {
+        found.extend(time_of_day(service, incidents, &settings.time_of_day));
     }
     let period = opened_within(store.incidents(None, from, to)?, from, to);
     found.extend(correlated(&period, &settings.correlated));

@@ -22,7 +22,7 @@ use super::store::{Store, StoreError};
 use super::time::{rfc3339, short_duration, DAY_MS};
 use crate::config::HistorySettings;
 use serde::{Serialize, Serializer};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 /// A time window `[start, end)`, Unix ms.
@@ -283,10 +283,18 @@ pub fn generate(
         .collect();
     let incidents = store.incidents(only, prev.start_ms, cur.end_ms)?;
     let starts = store.starts(only, prev.start_ms, cur.end_ms)?;
+    let mut inc_of: HashMap<&str, Vec<&Incident>> = HashMap::new();
+    for i in &incidents {
+        inc_of.entry(&i.service).or_default().push(i);
+    }
+    let mut starts_of: HashMap<&str, Vec<&StartRecord>> = HashMap::new();
+    for s in &starts {
+        starts_of.entry(&s.service).or_default().push(s);
+    }
     let mut out = vec![];
     for svc in &services {
-        let inc: Vec<&Incident> = incidents.iter().filter(|i| i.service == svc.name).collect();
-        let st: Vec<&StartRecord> = starts.iter().filter(|s| s.service == svc.name).collect();
+        let inc = inc_of.remove(svc.name.as_str()).unwrap_or_default();
+        let st = starts_of.remove(svc.name.as_str()).unwrap_or_default();
         let stats = |w: Window| -> Result<PeriodStats, StoreError> {
             let health = store.health(&svc.name, w.start_ms, w.end_ms)?;
             Ok(period_stats(w, svc.first_seen_ms, &inc, &st, &health))
