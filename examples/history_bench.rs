@@ -12,6 +12,7 @@
 
 use ai_dawg_manager::config::HistorySettings;
 use ai_dawg_manager::history::feed::Feed;
+use ai_dawg_manager::history::patterns;
 use ai_dawg_manager::history::report::{self, Query};
 use ai_dawg_manager::history::store::Store;
 use ai_dawg_manager::history::time::{floor_to, DAY_MS, HOUR_MS, MINUTE_MS};
@@ -170,9 +171,16 @@ fn main() {
             incidents = r.services.iter().map(|s| s.current.incidents).sum::<u32>();
         }
         times.sort_by(f64::total_cmp);
+        let t = Instant::now();
+        let q = Query::since(now, length, None);
+        patterns::detect(&store, &settings, q.current.start_ms, now).expect("patterns");
         println!(
-            "{label:<20} {services} services, {incidents} incidents: median {:.1} ms (min {:.1}, max {:.1})",
-            times[2], times[0], times[4]
+            "{label:<20} {services} services, {incidents} incidents: median {:.1} ms (min {:.1}, \
+             max {:.1}; pattern detection alone {:.1} ms)",
+            times[2],
+            times[0],
+            times[4],
+            t.elapsed().as_secs_f64() * 1000.0
         );
     }
     if !args.is_empty() {

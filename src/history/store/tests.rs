@@ -134,6 +134,20 @@ fn corrupt_or_missing_files_are_errors() {
 }
 
 #[test]
+fn a_locked_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.db");
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    let t = std::time::Instant::now();
+    assert!(matches!(Store::open(&path), Err(StoreError::Sqlite { .. })));
+    assert!(
+        t.elapsed() < BUSY_TIMEOUT * 3,
+        "gives up after the busy timeout"
+    );
+}
+
+#[test]
 fn read_only_sees_what_the_writer_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("h.db");
