@@ -11,7 +11,7 @@
 //! | [`actors`] | Manager, ServiceActor, Registry, Recovery, Audit, ControlServer | §4 |
 //! | [`process`] | spawn in a process group, group signals, `/proc` readers | §4.2, §4.6, §4.8 |
 //! | [`health`] | one HTTP / TCP / command probe bounded by a timeout | §4.3 |
-//! | [`history`] | incident history (`data/history.db`), reports, patterns, daily summaries | issue 6 |
+//! | [`history`] | incident history (`data/history.db`, written by the History actor), reports, patterns, daily summaries | issue 6 |
 //! | [`persist`] | atomic writes, state file, pid-file lock | §2 |
 //! | [`paths`] | where each file of §2 lives | §2 |
 //! | [`protocol`] | control requests and responses (shared with the CLI) | §5 |

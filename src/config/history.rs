@@ -470,6 +470,28 @@ mod tests {
         }
     }
 
+    /// Through `Config::load`: the keys load, and a typo is refused with its path.
+    #[test]
+    fn a_config_with_history_and_reports_loads() {
+        use crate::config::tests::{service, with_services, Fixture};
+        let mut config = with_services(serde_json::json!({ "a": service() }));
+        config["history"] = serde_json::json!({"history_days": 14, "correlated": {"window": "5s"}});
+        config["reports"] = serde_json::json!({"daily_at": "off"});
+        let loaded = Fixture::with(&config, &["true"]).load().unwrap();
+        assert_eq!(loaded.history.history_days, 14);
+        assert_eq!(loaded.history.correlated.window, Duration::from_secs(5));
+        assert_eq!(loaded.reports.daily_at, None);
+
+        let plain = with_services(serde_json::json!({ "a": service() }));
+        let loaded = Fixture::with(&plain, &["true"]).load().unwrap();
+        assert_eq!(loaded.history, HistorySettings::default());
+
+        config["history"] = serde_json::json!({"flapping": {"min_restart": 4}});
+        let error = Fixture::with(&config, &["true"]).error();
+        assert!(error.contains("history.flapping"), "{error}");
+        assert!(error.contains("min_restart"), "{error}");
+    }
+
     #[test]
     fn daily_at_forms() {
         assert_eq!(parse_daily_at("off"), Ok(None));

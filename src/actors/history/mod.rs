@@ -11,23 +11,25 @@
 //! the supervisor runs on without history. At shutdown (the actor is dropped)
 //! the open minutes are flushed and the worker is joined.
 
+#[cfg(test)]
+mod tests;
+mod worker;
+
 use super::audit::{Outcome, Record};
 use super::registry::Published;
 use crate::config::{HistorySettings, ReportSettings};
 use crate::history::feed::{Feed, Row};
 use crate::history::incidents::{Change, Incident};
 use crate::history::patterns::{self, Finding};
-use crate::history::store::Store;
 use crate::history::summary;
 use crate::history::time::{ms_of, DAY_MS};
 use crate::model::unix_ms;
 use actix::prelude::*;
 use log::{debug, info, warn};
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use worker::Worker;
 
 const TARGET: &str = "history";
 /// Rows wait at most this long in memory.
@@ -56,88 +58,6 @@ struct PatternsFound(Vec<Finding>);
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 struct Disabled;
-
-// ---- the worker thread ------------------------------------------------------------
-
-/// What the worker thread owns: the store, and whether its writes are failing
-/// (so a broken disk warns once, not every second).
-struct Db {
-    store: Store,
-    failing: bool,
-}
-
-impl Db {
-    fn write(&mut self, rows: &[Row]) {
-        match self.store.write(rows) {
-            Ok(()) if self.failing => {
-                self.failing = false;
-                info!(target: TARGET, "history recording again in {}", self.store.path().display());
-            }
-            Ok(()) => {}
-            Err(e) => {
-                if !self.failing {
-                    warn!(target: TARGET, "history not recorded ({e}); the supervisor runs on without it");
-                }
-                self.failing = true;
-            }
-        }
-    }
-}
-
-type Job = Box<dyn FnOnce(&mut Db) + Send>;
-
-/// The thread that owns the database; jobs run in the order sent.
-struct Worker {
-    jobs: Option<mpsc::Sender<Job>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Worker {
-    /// Start the thread; it opens `path` first and tells `addr` if it cannot.
-    fn start(path: PathBuf, addr: Addr<History>) -> std::io::Result<Worker> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("history-db".into())
-            .spawn(move || {
-                let store = match Store::open(&path) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        warn!(target: TARGET, "history disabled: {e}; the supervisor runs on without history");
-                        addr.do_send(Disabled);
-                        return;
-                    }
-                };
-                debug!(target: TARGET, "recording history in {}", path.display());
-                let mut db = Db {
-                    store,
-                    failing: false,
-                };
-                while let Ok(job) = rx.recv() {
-                    job(&mut db);
-                }
-            })?;
-        Ok(Worker {
-            jobs: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
-    /// Queue a job; `false` when the worker is gone.
-    fn run(&self, job: impl FnOnce(&mut Db) + Send + 'static) -> bool {
-        self.jobs
-            .as_ref()
-            .is_some_and(|tx| tx.send(Box::new(job)).is_ok())
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        drop(self.jobs.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 // ---- the actor --------------------------------------------------------------------
 
@@ -375,158 +295,5 @@ impl Handler<Disabled> for History {
     fn handle(&mut self, _: Disabled, _: &mut Context<Self>) {
         self.worker = None;
         self.pending.clear();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Event, EventKind, ServiceStatus::*};
-    use std::sync::Mutex;
-
-    /// Stands in for the Audit actor.
-    struct Collect(Arc<Mutex<Vec<Record>>>);
-    impl Actor for Collect {
-        type Context = Context<Self>;
-    }
-    impl Handler<Record> for Collect {
-        type Result = ();
-        fn handle(&mut self, r: Record, _: &mut Context<Self>) {
-            self.0.lock().unwrap().push(r);
-        }
-    }
-
-    const TIMEOUT: Duration = Duration::from_secs(10);
-
-    async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + TIMEOUT;
-        while !cond() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            actix::clock::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn start(dir: &std::path::Path) -> (Addr<History>, Arc<Mutex<Vec<Record>>>) {
-        let records = Arc::new(Mutex::new(vec![]));
-        let audit = Collect(records.clone()).start().recipient();
-        let history = History::new(
-            dir.join("history.db"),
-            dir.join("reports"),
-            HistorySettings::default(),
-            ReportSettings { daily_at: None },
-            audit,
-        )
-        .start();
-        (history, records)
-    }
-
-    fn send(h: &Addr<History>, at_ms: u64, kind: EventKind) {
-        h.do_send(Published(Arc::new(Event {
-            at_ms,
-            service: "a".into(),
-            kind,
-        })));
-    }
-
-    /// Booted, then three crashes a minute apart, each restart back to running.
-    fn flap(h: &Addr<History>, t: u64) {
-        let restart = |action: &str| EventKind::Started {
-            pid: 1,
-            action: action.into(),
-            automatic: true,
-        };
-        send(h, t, restart("start"));
-        send(
-            h,
-            t,
-            EventKind::Status {
-                from: Unknown,
-                to: Starting,
-            },
-        );
-        send(
-            h,
-            t + 10,
-            EventKind::Status {
-                from: Starting,
-                to: Running,
-            },
-        );
-        for k in 1..=3 {
-            let at = t + k * 60_000;
-            send(
-                h,
-                at,
-                EventKind::Exited {
-                    reason: "killed".into(),
-                },
-            );
-            send(
-                h,
-                at,
-                EventKind::Status {
-                    from: Running,
-                    to: Unhealthy,
-                },
-            );
-            send(h, at + 1, restart("restart"));
-            send(
-                h,
-                at + 1,
-                EventKind::Status {
-                    from: Unhealthy,
-                    to: Starting,
-                },
-            );
-            send(
-                h,
-                at + 50,
-                EventKind::Status {
-                    from: Starting,
-                    to: Running,
-                },
-            );
-        }
-    }
-
-    #[actix::test]
-    async fn records_events_and_raises_a_new_pattern() {
-        let dir = tempfile::tempdir().unwrap();
-        let (history, records) = start(dir.path());
-        flap(&history, unix_ms() - 5 * 60_000);
-        let db = dir.path().join("history.db");
-        wait_until("three incidents on disk", || {
-            Store::open_read_only(&db)
-                .and_then(|s| s.incidents(Some("a"), 0, u64::MAX))
-                .is_ok_and(|i| i.len() == 3 && i.iter().all(|i| i.closed_ms.is_some()))
-        })
-        .await;
-        wait_until("the flapping pattern audited", || {
-            records
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|r| r.action == "pattern")
-        })
-        .await;
-        let r = records.lock().unwrap()[0].clone();
-        assert_eq!((r.service.as_str(), r.outcome), ("a", Outcome::Success));
-        assert!(r.detail.unwrap().starts_with("flapping: a is flapping"));
-        // (Raised once only: `Store::note_pattern` and the history tests.)
-    }
-
-    #[actix::test]
-    async fn a_corrupt_database_leaves_the_supervisor_running() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("history.db");
-        std::fs::write(&db, vec![b'x'; 4096]).unwrap();
-        let (history, _) = start(dir.path());
-        flap(&history, unix_ms() - 5 * 60_000);
-        actix::clock::sleep(2 * FLUSH_EVERY).await;
-        // Still answering, and the file was left alone.
-        assert!(history.connected());
-        flap(&history, unix_ms());
-        actix::clock::sleep(FLUSH_EVERY).await;
-        assert_eq!(std::fs::read(&db).unwrap(), vec![b'x'; 4096]);
     }
 }
