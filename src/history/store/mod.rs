@@ -2,7 +2,9 @@
 //! read while the supervisor writes). The History actor's worker thread is its
 //! only writer; the CLI opens it read-only.
 //!
-//! Tables (times are Unix milliseconds, UTC):
+//! Tables (times are Unix milliseconds, UTC). Incidents and starts are
+//! clustered by time (`WITHOUT ROWID`, keyed by time then service), health
+//! rows by service then time: each query reads contiguous pages.
 //!
 //! | table | one row per |
 //! |---|---|
@@ -42,25 +44,23 @@ CREATE TABLE IF NOT EXISTS services (
     first_seen_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS incidents (
-    service_id INTEGER NOT NULL,
     opened_ms INTEGER NOT NULL,
+    service_id INTEGER NOT NULL,
     closed_ms INTEGER,
     error_kind TEXT,
     restarts INTEGER NOT NULL,
     escalated INTEGER NOT NULL,
     resolved_by TEXT,
-    PRIMARY KEY (service_id, opened_ms)
+    PRIMARY KEY (opened_ms, service_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS incidents_by_opening ON incidents (opened_ms);
 CREATE TABLE IF NOT EXISTS starts (
-    service_id INTEGER NOT NULL,
     at_ms INTEGER NOT NULL,
+    service_id INTEGER NOT NULL,
     action TEXT NOT NULL,
     automatic INTEGER NOT NULL,
-    succeeded INTEGER
-);
-CREATE INDEX IF NOT EXISTS starts_by_service ON starts (service_id, at_ms);
-CREATE INDEX IF NOT EXISTS starts_by_time ON starts (at_ms);
+    succeeded INTEGER,
+    PRIMARY KEY (at_ms, service_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS manual_actions (
     service_id INTEGER NOT NULL,
     at_ms INTEGER NOT NULL,

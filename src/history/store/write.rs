@@ -33,7 +33,7 @@ impl Store {
                         "INSERT INTO incidents (service_id, opened_ms, closed_ms, error_kind,
                                                 restarts, escalated, resolved_by)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                         ON CONFLICT (service_id, opened_ms) DO UPDATE SET
+                         ON CONFLICT (opened_ms, service_id) DO UPDATE SET
                             closed_ms = excluded.closed_ms, error_kind = excluded.error_kind,
                             restarts = excluded.restarts, escalated = excluded.escalated,
                             resolved_by = excluded.resolved_by",
@@ -51,7 +51,7 @@ impl Store {
                 Row::Change(Change::Start(s)) => {
                     let id = id_of(&tx, ids, &s.service, s.at_ms)?;
                     tx.prepare_cached(
-                        "INSERT INTO starts (service_id, at_ms, action, automatic, succeeded)
+                        "INSERT OR REPLACE INTO starts (service_id, at_ms, action, automatic, succeeded)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
                     .execute(params![
@@ -69,7 +69,7 @@ impl Store {
                 }) => {
                     let id = id_of(&tx, ids, service, *at_ms)?;
                     tx.prepare_cached(
-                        "UPDATE starts SET succeeded = ?3 WHERE service_id = ?1 AND at_ms = ?2",
+                        "UPDATE starts SET succeeded = ?3 WHERE at_ms = ?2 AND service_id = ?1",
                     )?
                     .execute(params![id, i(*at_ms), succeeded])?;
                 }
