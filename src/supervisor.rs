@@ -281,6 +281,17 @@ fn wire(
     let registry =
         Registry::new(paths.state.clone(), records, kill_switch).with_writer(Some(audit.clone()));
     let registry = Registry::start_in_arbiter(&control.handle(), move |_| registry);
+    // Incident history (issue 6): records every event the Registry publishes.
+    let history = crate::actors::history::History::new(
+        paths.history.clone(),
+        paths.reports.clone(),
+        config.history.clone(),
+        config.reports,
+        audit.clone().recipient(),
+    );
+    registry.do_send(crate::actors::registry::SubscribeEvents(
+        history.start().recipient(),
+    ));
     let recovery = Recovery::new(registry.clone(), audit.clone(), kill_switch.on).start();
 
     let client = awc::Client::builder()

@@ -15,9 +15,12 @@
 //! | `GetStatus` | ControlServer → Registry | report | `status` |
 //! | `Command` | ControlServer → Manager | response | every other control request |
 //! | `Shutdown` | signal handler, Manager → Manager | – | SIGTERM/SIGINT, `shutdown` |
+//! | `SubscribeEvents`, `Published` | History → Registry, Registry → History | – | every event, for the incident history |
+//! | `Record` (action `pattern`) | History → Audit | – | a pattern seen for the first time |
 
 pub mod audit;
 pub mod control;
+pub mod history;
 pub mod manager;
 pub mod recovery;
 pub mod registry;

@@ -6,6 +6,7 @@ pub mod client;
 pub mod explain;
 pub mod files;
 pub mod render;
+pub mod report;
 pub mod style;
 
 use crate::demo_service::DemoOptions;
@@ -117,6 +118,10 @@ pub enum Command {
     },
     /// Stop all services (dependents first) and the supervisor.
     Shutdown,
+    /// Availability, incidents, restarts, MTTR/MTBF, latency and patterns per service, vs the previous period.
+    Report(report::ReportArgs),
+    /// The incident timeline of one service.
+    History(report::HistoryArgs),
     /// Run the built-in demo service (used by the shipped config and the tests).
     #[command(hide = true)]
     DemoService(DemoOptions),
@@ -154,6 +159,8 @@ pub fn run(cli: Cli) -> i32 {
                 }
             };
         }
+        Command::Report(args) => return report::run_report(&cli, args),
+        Command::History(args) => return report::run_history(&cli, args),
         Command::DemoService(opts) => {
             return match crate::demo_service::run(opts.clone()) {
                 Ok(()) => exit::OK,

@@ -24,6 +24,8 @@ pub(crate) struct RawConfig {
     pub safety: Option<Object<RawSafety>>,
     pub notifications: Option<Object<RawNotifications>>,
     pub logs: Option<Object<RawLogs>>,
+    pub history: Option<Object<super::history::RawHistory>>,
+    pub reports: Option<Object<super::history::RawReports>>,
 }
 
 /// The `logs` object: size-based rotation of service logs and the audit trail.
@@ -118,7 +120,7 @@ pub(crate) trait Expecting {
 
 impl Expecting for RawConfig {
     const WHAT: &'static str =
-        "an object with the keys enabled, ai_dawg, monitoring, safety, notifications, logs";
+        "an object with the keys enabled, ai_dawg, monitoring, safety, notifications, logs, history, reports";
 }
 impl Expecting for RawAiDawg {
     const WHAT: &'static str = "an object {\"services\": {...}}";

@@ -94,6 +94,7 @@ pub(crate) fn build(
     let notifications = raw
         .notifications
         .map(|n| notifications(n.0, &root, &mut problems, &mut programs));
+    let (history, reports) = super::history::build(raw.history, raw.reports, &mut problems);
 
     let raw_services: Vec<(String, RawService)> = raw
         .ai_dawg
@@ -131,6 +132,8 @@ pub(crate) fn build(
             notifications: notifications.flatten(),
             logs,
             whitelist_path,
+            history,
+            reports,
         });
     Built {
         config,
