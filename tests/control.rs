@@ -717,6 +717,78 @@ fn audit_verify_passes_on_an_intact_trail_and_names_an_altered_or_removed_line()
     assert_eq!(sup.cli(&["audit", "--verify"]).status.code(), Some(0));
 }
 
+#[test]
+fn audit_reads_the_whole_trail_across_rotated_files() {
+    // Audit lines are ~100-150 bytes: a 1 KiB trail rotates every few lines.
+    let mut sup = Setup::new()
+        .top("logs", json!({"max_bytes": 1024, "keep": 20}))
+        .service(Service::new("producer"))
+        .start();
+    sup.wait_running("producer");
+    for _ in 0..4 {
+        let out = sup.cli(&["restart", "producer"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    assert!(sup.cli(&["shutdown"]).status.success());
+    assert!(sup.wait_exit().success());
+
+    // The whole trail, oldest file first.
+    let mut files: Vec<(u32, std::path::PathBuf)> = fs::read_dir(sup.data())
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let n = e
+                .file_name()
+                .to_str()?
+                .strip_prefix("audit.log.")?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    assert!(!files.is_empty(), "the trail did not rotate");
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    let mut trail: Vec<String> = vec![];
+    for (_, path) in &files {
+        trail.extend(
+            fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .map(str::to_string),
+        );
+    }
+    let current = sup.audit_lines();
+    trail.extend(current.iter().cloned());
+    assert!(
+        current.len() < 10,
+        "audit.log alone has {} lines",
+        current.len()
+    );
+
+    let out = sup.cli(&["audit", "-n", "10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).lines().collect::<Vec<_>>(),
+        trail[trail.len() - 10..]
+    );
+    let producer: Vec<&String> = trail
+        .iter()
+        .filter(|l| l.split(" | ").nth(1) == Some("producer"))
+        .collect();
+    let out = sup.cli(&["audit", "--service", "producer", "-n", "6"]);
+    assert_eq!(
+        text(&out.stdout).lines().collect::<Vec<_>>(),
+        producer[producer.len() - 6..]
+    );
+    let out = sup.cli(&["audit", "--verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&format!("intact: {} chained lines", trail.len())),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 // ---- escalations --------------------------------------------------------------------
 
 #[test]
