@@ -340,6 +340,38 @@ fn a_state_file_that_cannot_be_written_escalates_once_and_supervision_goes_on() 
 }
 
 #[test]
+#[ignore = "bug: a process started after the last state-file write is unknown to the next \
+            supervisor after a crash: taken for a foreign port holder (escalated) instead of \
+            adopted (SPEC 4.8); the same window makes lifecycle's SIGKILL tests flaky under load"]
+fn a_process_started_while_the_state_file_cannot_be_written_is_adopted_after_a_crash() {
+    // The state file is written on its own thread, after the fact: a crash
+    // between a (re)start and that write loses the new pid. A state file that
+    // cannot be written holds that window open, so the crash falls in it.
+    let mut sup = Setup::new().service(Service::new("alpha")).start();
+    let port = sup.port("alpha");
+    let first = sup.wait_running("alpha");
+    let state = sup.data().join("service-state.json");
+    sup.wait_until("a folder in place of the state file", || {
+        let _ = fs::remove_file(&state);
+        fs::create_dir(&state).is_ok()
+    });
+    first.signal(libc::SIGKILL);
+    let r = sup.wait_record("a new instance", "alpha", |r| {
+        r["status"] == "running" && r["pid"].is_u64() && r["pid"] != first.pid
+    });
+    let second = Proc::of(r["pid"].as_u64().unwrap() as u32).expect("the new instance");
+    sup.signal_supervisor(libc::SIGKILL);
+    sup.wait_exit();
+    fs::remove_dir(&state).unwrap();
+
+    // Still ours (our FIFO is its stdout, its group is the one we made), and
+    // the only instance there should be.
+    sup.restart_supervisor();
+    assert_eq!(sup.wait_running("alpha"), second, "not adopted");
+    assert_eq!(demo_instances_on(port), vec![second]);
+}
+
+#[test]
 fn resource_limits_are_applied_and_an_impossible_one_is_refused_clearly() {
     let sup = Setup::new()
         .service(Service::new("limited").set("max_open_files", json!(64)))
