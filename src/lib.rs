@@ -13,6 +13,7 @@
 //! | [`logs`] | service output through FIFOs into rotated log files | §2 |
 //! | [`health`] | one HTTP / TCP / command probe bounded by a timeout | §4.3 |
 //! | [`chain`] | the audit trail's hash chain, `audit --verify` | §6 |
+//! | [`history`] | incident history (`data/history.db`, written by the History actor), reports, patterns, daily summaries | issue 6 |
 //! | [`persist`] | atomic writes, state file, pid-file lock | §2 |
 //! | [`paths`] | where each file of §2 lives | §2 |
 //! | [`protocol`] | control requests and responses (shared with the CLI) | §5 |
@@ -38,6 +39,7 @@ pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod history;
 pub mod http;
 pub mod logs;
 pub mod model;

@@ -17,10 +17,11 @@ use actix::Arbiter;
 use log::{error, warn};
 use nix::sys::stat::Mode;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 const TARGET: &str = "logs";
@@ -230,6 +231,10 @@ async fn pump(fifo: PathBuf, log: PathBuf, limits: LogRotation) {
 pub struct LogPumps {
     arbiter: Arbiter,
     limits: LogRotation,
+    /// The FIFOs being drained (by inode): one pump each, for as long as the
+    /// supervisor runs. A service removed by `reload` keeps its (idle) pump,
+    /// which serves it again if it is added back.
+    pumping: HashMap<PathBuf, u64>,
 }
 
 impl LogPumps {
@@ -237,18 +242,28 @@ impl LogPumps {
         LogPumps {
             arbiter: Arbiter::new(),
             limits,
+            pumping: HashMap::new(),
         }
     }
 
-    /// Create the FIFO of `log` if needed and start draining it. Returns the
-    /// FIFO's path (what the service's output goes to).
-    pub fn start(&self, log: &Path) -> io::Result<PathBuf> {
+    /// Create the FIFO of `log` if needed and make sure it is drained, by
+    /// exactly one pump: two would each write (and rotate) the log on their
+    /// own, one of them into a file already rotated away. Returns the FIFO's
+    /// path (what the service's output goes to).
+    pub fn start(&mut self, log: &Path) -> io::Result<PathBuf> {
         let fifo = fifo_path(log);
         ensure_fifo(&fifo)?;
+        let inode = fs::metadata(&fifo)?.ino();
+        if self.pumping.get(&fifo) == Some(&inode) {
+            return Ok(fifo);
+        }
+        // New, or replaced behind our back (the old pump drains a FIFO
+        // nobody can open any more).
         let (f, l, limits) = (fifo.clone(), log.to_path_buf(), self.limits);
         if !self.arbiter.spawn(pump(f, l, limits)) {
             return Err(io::Error::other("the log thread is gone"));
         }
+        self.pumping.insert(fifo.clone(), inode);
         Ok(fifo)
     }
 }

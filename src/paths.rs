@@ -19,6 +19,9 @@ pub struct DataPaths {
     pub pid: PathBuf,
     /// The run-time kill-switch setting that overrides the config (SPEC §4.7).
     pub kill_switch: PathBuf,
+    /// The incident history database (SQLite) and the daily summaries' folder.
+    pub history: PathBuf,
+    pub reports: PathBuf,
 }
 
 impl DataPaths {
@@ -32,6 +35,8 @@ impl DataPaths {
             socket: dir.join("manager.sock"),
             pid: dir.join("manager.pid"),
             kill_switch: dir.join("kill-switch.json"),
+            history: dir.join("history.db"),
+            reports: dir.join("reports"),
             dir,
         }
     }

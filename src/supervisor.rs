@@ -138,6 +138,58 @@ fn find_leftovers(config: &Config, paths: &DataPaths) -> Leftovers {
             ));
         }
     }
+    // The state file may not name a process yet (the supervisor died between
+    // spawning it and writing it down), or name a dead leader whose children
+    // live on: the processes holding a service's log FIFO are that service's,
+    // whatever the file says.
+    let fifos: Vec<(String, std::path::PathBuf)> = config
+        .services
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                crate::logs::fifo_path(&paths.service_log(&s.name)),
+            )
+        })
+        .filter(|(_, f)| f.exists())
+        .collect();
+    let list: Vec<std::path::PathBuf> = fifos.iter().map(|(_, f)| f.clone()).collect();
+    let holders = procfs::holders_of(&list);
+    for (name, fifo) in &fifos {
+        let Some(pids) = holders.get(fifo) else {
+            continue;
+        };
+        let known = alive.get(name).map(|id: &ProcessId| id.pid);
+        // The group leader among them is the service's main process.
+        let leader = pids
+            .iter()
+            .copied()
+            .find(|p| procfs::pgid(*p) == i32::try_from(*p).ok() && !procfs::is_zombie(*p));
+        match (known, leader) {
+            (None, Some(pid)) => {
+                if let Some(id) = procfs::identify(pid) {
+                    info!(target: TARGET, "{name}: pid {pid} writes to its log but was not recorded; adopting it");
+                    alive.insert(name.clone(), id);
+                }
+            }
+            (None, None) => {
+                // Only members of a group whose leader is gone: leftovers.
+                for pid in pids {
+                    if let Ok(raw) = i32::try_from(*pid) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(raw),
+                            Signal::SIGKILL,
+                        );
+                    }
+                }
+                replaced.push((
+                    name.clone(),
+                    format!("killed leftover processes {pids:?} of a leader that died while no supervisor ran"),
+                ));
+            }
+            _ => {}
+        }
+    }
     Leftovers {
         records,
         alive,
@@ -309,6 +361,17 @@ fn wire(
         // Resolutions: the Notifier sees escalated services come back.
         registry.do_send(SubscribeEvents(n.recipient()));
     }
+    // Incident history (issue 6): records every event the Registry publishes.
+    let history = crate::actors::history::History::new(
+        paths.history.clone(),
+        paths.reports.clone(),
+        config.history.clone(),
+        config.reports,
+        audit.clone().recipient(),
+    );
+    registry.do_send(crate::actors::registry::SubscribeEvents(
+        history.start().recipient(),
+    ));
     let recovery = Recovery::new(registry.clone(), audit.clone(), kill_switch.on).start();
 
     let client = awc::Client::builder()

@@ -16,13 +16,15 @@
 //! | `GetStatus` | ControlServer → Registry | report | `status` |
 //! | `Command` | ControlServer → Manager | response | every other control request |
 //! | `Shutdown` | signal handler, Manager → Manager | – | SIGTERM/SIGINT, `shutdown` |
-//! | `SubscribeEvents`, `UnsubscribeEvents` | EventTap, Notifier, Metrics → Registry | – | follow every event; stop |
+//! | `SubscribeEvents`, `UnsubscribeEvents` | EventTap, Notifier, Metrics, History → Registry | – | follow every event; stop |
 //! | `Published` | Registry → subscribers | – | an event (status, health, started, exited) |
 //! | `RenderMetrics` | HTTP `/metrics` → Metrics | text | a scrape |
+//! | `Record` (action `pattern`) | History → Audit | – | a pattern seen for the first time |
 
 pub mod audit;
 pub mod control;
 pub mod event_tap;
+pub mod history;
 pub mod manager;
 pub mod notifier;
 pub mod recovery;

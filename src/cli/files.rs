@@ -128,34 +128,46 @@ pub fn parse_audit_line(line: &str) -> Option<AuditLine> {
     })
 }
 
+/// `audit`: the last `n` lines of the whole trail (rotated files included,
+/// so a rotation that just happened hides nothing), of one service if given.
 pub fn audit(cli: &Cli, service: Option<&str>, n: usize) -> i32 {
     let path = cli.paths().audit;
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if cli.json {
-                println!("[]");
-            } else {
-                eprintln!("no audit trail yet at {}", path.display());
-            }
-            return exit::OK;
+    let files = audit_files(&path);
+    if files.is_empty() {
+        if cli.json {
+            println!("[]");
+        } else {
+            eprintln!("no audit trail yet at {}", path.display());
         }
-        Err(e) => {
-            eprintln!("❌ cannot read {}: {e}", path.display());
-            return exit::FAILED;
-        }
-    };
-    let mut lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .map_while(Result::ok)
-        .filter(|l| match service {
-            Some(s) => l.split(" | ").nth(1) == Some(s),
-            None => true,
-        })
-        .collect();
-    if lines.len() > n {
-        lines.drain(..lines.len() - n);
+        return exit::OK;
     }
+    let mut last: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    for f in &files {
+        let file = match File::open(f) {
+            Ok(file) => file,
+            // Dropped by a rotation since the listing: nothing left to show.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                eprintln!("❌ cannot read {}: {e}", f.display());
+                return exit::FAILED;
+            }
+        };
+        let matching =
+            BufReader::new(file)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| match service {
+                    Some(s) => l.split(" | ").nth(1) == Some(s),
+                    None => true,
+                });
+        for l in matching {
+            last.push_back(l);
+            if last.len() > n {
+                last.pop_front();
+            }
+        }
+    }
+    let lines = Vec::from(last);
     if cli.json {
         let parsed: Vec<AuditLine> = lines.iter().filter_map(|l| parse_audit_line(l)).collect();
         println!(

@@ -7,6 +7,7 @@ pub mod events;
 pub mod explain;
 pub mod files;
 pub mod render;
+pub mod report;
 pub mod style;
 
 use crate::demo_service::DemoOptions;
@@ -127,6 +128,10 @@ pub enum Command {
         /// Only these services (all when none named).
         services: Vec<String>,
     },
+    /// Availability, incidents, restarts, MTTR/MTBF, latency and patterns per service, vs the previous period.
+    Report(report::ReportArgs),
+    /// The incident timeline of one service.
+    History(report::HistoryArgs),
     /// Run the built-in demo service (used by the shipped config and the tests).
     #[command(hide = true)]
     DemoService(DemoOptions),
@@ -164,6 +169,8 @@ pub fn run(cli: Cli) -> i32 {
                 }
             };
         }
+        Command::Report(args) => return report::run_report(&cli, args),
+        Command::History(args) => return report::run_history(&cli, args),
         Command::DemoService(opts) => {
             return match crate::demo_service::run(opts.clone()) {
                 Ok(()) => exit::OK,

@@ -12,6 +12,7 @@
 
 mod duration;
 mod endpoint;
+mod history;
 mod http;
 mod notify;
 mod order;
@@ -32,6 +33,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+pub use history::{
+    Correlated, Flapping, HistorySettings, LatencyTrend, ReportSettings, TimeOfDay, TimeOfDayUtc,
+};
 pub use program::{resolve_program, SELF_PROGRAM};
 
 /// File name of the whitelist, next to the config file.
@@ -59,6 +63,10 @@ pub struct Config {
     pub logs: LogRotation,
     /// `<folder of config file>/commands-whitelist.json`, absolute.
     pub whitelist_path: PathBuf,
+    /// Incident history: retention and pattern thresholds (optional `history`).
+    pub history: HistorySettings,
+    /// The daily summary (optional `reports`).
+    pub reports: ReportSettings,
 }
 
 /// Size-based log rotation: a file reaching `max_bytes` becomes `<file>.1`

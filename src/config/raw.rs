@@ -25,6 +25,8 @@ pub(crate) struct RawConfig {
     pub notifications: Option<Object<RawNotifications>>,
     pub http: Option<Object<RawHttp>>,
     pub logs: Option<Object<RawLogs>>,
+    pub history: Option<Object<super::history::RawHistory>>,
+    pub reports: Option<Object<super::history::RawReports>>,
 }
 
 /// The `logs` object: size-based rotation of service logs and the audit trail.
@@ -137,7 +139,7 @@ pub(crate) trait Expecting {
 
 impl Expecting for RawConfig {
     const WHAT: &'static str =
-        "an object with the keys enabled, ai_dawg, monitoring, safety, notifications, logs, http";
+        "an object with the keys enabled, ai_dawg, monitoring, safety, notifications, logs, history, reports, http";
 }
 impl Expecting for RawAiDawg {
     const WHAT: &'static str = "an object {\"services\": {...}}";

@@ -94,6 +94,7 @@ pub(crate) fn build(
         .notifications
         .map(|n| notify::build(n.0, &root, &mut problems, &mut programs));
     let http = raw.http.and_then(|h| http::build(h.0, &mut problems));
+    let (history, reports) = super::history::build(raw.history, raw.reports, &mut problems);
 
     let raw_services: Vec<(String, RawService)> = raw
         .ai_dawg
@@ -132,6 +133,8 @@ pub(crate) fn build(
             http,
             logs,
             whitelist_path,
+            history,
+            reports,
         });
     Built {
         config,

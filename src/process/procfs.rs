@@ -60,6 +60,48 @@ pub fn cmdline(pid: u32) -> Option<String> {
     }
 }
 
+/// The processes that hold any of `paths` open, by path (one pass over
+/// `/proc/*/fd`). Used to find a service's processes by the log FIFO they
+/// write to, which only processes of that service ever get.
+pub fn holders_of(
+    paths: &[std::path::PathBuf],
+) -> std::collections::HashMap<std::path::PathBuf, Vec<u32>> {
+    let mut found: std::collections::HashMap<std::path::PathBuf, Vec<u32>> = Default::default();
+    if paths.is_empty() {
+        return found;
+    }
+    let me = std::process::id();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(target) = fs::read_link(fd.path()) {
+                if let Some(p) = paths.iter().find(|p| **p == target) {
+                    let list = found.entry(p.clone()).or_default();
+                    if !list.contains(&pid) {
+                        list.push(pid);
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@
 //! 127.0.0.1 ports, with a config written into a temporary folder.
 //!
 //! - [`Setup`] and [`Service`] build `config/autonomy.json` (as JSON text, so key
-//!   order is kept) and `config/commands-whitelist.json`; [`Setup::start`] runs
+//!   order is kept; [`config_of`] renders another one for `reload`) and
+//!   `config/commands-whitelist.json`; [`Setup::start`] runs
 //!   `ai-dawg-manager start --config <tmp>/config/autonomy.json` with its stdout
 //!   and stderr going to files in the folder, and waits until its control socket
 //!   answers.

@@ -128,6 +128,16 @@ impl Service {
     }
 }
 
+/// The config text of a setup with these services and the test defaults
+/// (for `reload`: the services keep their ports).
+pub fn config_of(services: &[Service]) -> String {
+    services
+        .iter()
+        .cloned()
+        .fold(Setup::new(), Setup::service)
+        .config_text()
+}
+
 /// A temporary root with `config/` to be written, and the supervisor to run on it.
 pub struct Setup {
     dir: tempfile::TempDir,
@@ -135,6 +145,8 @@ pub struct Setup {
     services: Vec<Service>,
     monitoring: Vec<(String, Value)>,
     safety: Vec<(String, Value)>,
+    /// Other top-level keys (`logs`, `notifications`), after `safety`.
+    top: Vec<(String, Value)>,
     /// `None`: no whitelist file at all.
     whitelist: Option<String>,
 }
@@ -176,6 +188,7 @@ impl Setup {
                 ),
                 ("kill_port_conflicts".into(), json!(false)),
             ],
+            top: vec![],
             whitelist: Some(r#"{"commands": ["ai-dawg-manager"]}"#.into()),
         }
     }
@@ -201,6 +214,13 @@ impl Setup {
 
     pub fn safety(mut self, key: &str, value: Value) -> Setup {
         put(&mut self.safety, key, value);
+        self
+    }
+
+    /// Set a top-level key of the config other than the services,
+    /// `monitoring` and `safety` (e.g. `"logs"`, `"notifications"`).
+    pub fn top(mut self, key: &str, value: Value) -> Setup {
+        put(&mut self.top, key, value);
         self
     }
 
@@ -238,7 +258,11 @@ impl Setup {
             "  \"monitoring\": {},\n",
             object(&self.monitoring, 2)
         ));
-        text.push_str(&format!("  \"safety\": {}\n}}\n", object(&self.safety, 2)));
+        text.push_str(&format!("  \"safety\": {}", object(&self.safety, 2)));
+        for (key, value) in &self.top {
+            text.push_str(&format!(",\n  {}: {value}", Value::from(key.as_str())));
+        }
+        text.push_str("\n}\n");
         text
     }
 
@@ -258,6 +282,17 @@ impl Setup {
         self.write_config(config_text);
         let mut cmd = Command::new(BIN);
         cmd.arg("start")
+            .arg("--config")
+            .arg(self.config_path())
+            .current_dir(self.root());
+        run_bounded(cmd)
+    }
+
+    /// Run the binary as a client with this setup's `--config`, no supervisor
+    /// needed (`check`, `audit`, …). The config must have been written.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
             .arg("--config")
             .arg(self.config_path())
             .current_dir(self.root());

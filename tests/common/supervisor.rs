@@ -147,6 +147,16 @@ impl Supervisor {
         self.data().join("manager.sock")
     }
 
+    /// `data/logs/<service>.log`.
+    pub fn log_path(&self, service: &str) -> PathBuf {
+        self.data().join("logs").join(format!("{service}.log"))
+    }
+
+    /// Replace `config/autonomy.json` (for `reload`).
+    pub fn write_config(&self, text: &str) {
+        fs::write(&self.config, text).expect("rewrite the config");
+    }
+
     pub fn port(&self, service: &str) -> u16 {
         self.ports
             .iter()
