@@ -33,17 +33,6 @@ impl ProbeOutcome {
     }
 }
 
-/// Stops tracking a probe command's pid however its wait ends.
-struct Untrack(Option<u32>);
-
-impl Drop for Untrack {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            crate::process::reaper::untrack(pid);
-        }
-    }
-}
-
 /// Everything a probe needs, owned, so it can run detached from the actor.
 #[derive(Clone)]
 pub struct Probe {
@@ -149,10 +138,7 @@ impl Probe {
             Err(e) => return fail(ErrorKind::SpawnFailed, format!("health command: {e}")),
         };
         let pgid = child.id();
-        if let Some(pid) = pgid {
-            crate::process::reaper::track(pid);
-        }
-        let _untrack = Untrack(pgid);
+        let _tracked = crate::process::reaper::guard(pgid);
         match timeout(limit, child.wait()).await {
             Ok(Ok(status)) if status.success() => None,
             Ok(Ok(status)) => fail(ErrorKind::CommandFailed, format!("health command {status}")),

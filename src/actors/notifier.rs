@@ -407,6 +407,8 @@ async fn run_command(
         .stderr(Stdio::null())
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| format!("cannot run: {e}"))?;
+    // Ours to wait on: the orphan reaper must leave it alone.
+    let _tracked = crate::process::reaper::guard(child.id());
     let run = async {
         if let Some(mut stdin) = child.stdin.take() {
             // A command that ignores its stdin may close it early: not a failure.

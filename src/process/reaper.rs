@@ -29,6 +29,26 @@ pub fn untrack(pid: u32) {
     }
 }
 
+/// Tracks a child's pid for as long as it lives (dropped once its wait is over,
+/// however that ends).
+pub struct Guard(Option<u32>);
+
+/// Track `pid` (if any) until the returned guard is dropped.
+pub fn guard(pid: Option<u32>) -> Guard {
+    if let Some(p) = pid {
+        track(p);
+    }
+    Guard(pid)
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            untrack(p);
+        }
+    }
+}
+
 /// Become the subreaper of everything we start (Linux `PR_SET_CHILD_SUBREAPER`).
 pub fn become_subreaper() -> std::io::Result<()> {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes one integer argument.
