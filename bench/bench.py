@@ -177,8 +177,8 @@ class Supervisor:
     def stop(self):
         if self.pid and alive(self.pid):
             os.kill(self.pid, signal.SIGTERM)
-            if not wait_gone([self.pid], 60):
-                log(f"{self.name}: pid {self.pid} ignored SIGTERM for 60 s; SIGKILL")
+            if not wait_gone([self.pid], 30):
+                log(f"{self.name}: pid {self.pid} still running 30 s after SIGTERM; SIGKILL")
                 os.kill(self.pid, signal.SIGKILL)
                 wait_gone([self.pid], 5)
 
@@ -354,10 +354,11 @@ class Bench:
         self.notes = {}  # figure key -> kind -> remark shown in the cell
         self.quick = a.quick
         self.idle_window = 10 if a.quick else 30
-        self.settle = 2 if a.quick else 5
+        self.settle = 1 if a.quick else 5
         self.crash_samples = 10 if a.quick else 30
+        self.crash_samples_defaults = 5 if a.quick else 30
         self.status_reps = 10 if a.quick else 20
-        self.status_cap = 30 if a.quick else 60  # seconds for all the status runs of one size
+        self.status_cap = 30  # seconds for all the status runs of one size
         self.storm_reps = 1 if a.quick else 3
         self.sizes = [100] if a.quick else [100, 1000]
         if a.sizes:
@@ -605,7 +606,7 @@ class Bench:
             try:
                 sup, _ = self.start(kind, CRASH_N, mode="default")
                 try:
-                    self.crash(sup, self.crash_samples, "_def")
+                    self.crash(sup, self.crash_samples_defaults, "_def")
                 finally:
                     self.stop(sup)
             except Exception as e:
@@ -693,7 +694,8 @@ def table(bench, elapsed, ver):
             if isinstance(v, list) and v and isinstance(ours, list) and ours:
                 o = statistics.median(ours) if use == "median" else max(ours)
                 p = statistics.median(v) if use == "median" else max(v)
-                ratios.append(f"×{p / o:.1f}" if o > 0 else "–")
+                r = p / o if o > 0 else None
+                ratios.append("–" if r is None else f"×{r:.1f}" if r >= 0.1 else f"×{r:.3f}")
             else:
                 ratios.append("–")
         met = ""
