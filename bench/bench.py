@@ -353,10 +353,11 @@ class Bench:
         self.results = {}  # figure key -> kind -> list of values, or an error string
         self.notes = {}  # figure key -> kind -> remark shown in the cell
         self.quick = a.quick
-        self.idle_window = 10 if a.quick else 30
+        self.idle_window = 6 if a.quick else 30
         self.settle = 1 if a.quick else 5
-        self.crash_samples = 10 if a.quick else 30
+        self.crash_samples = 8 if a.quick else 30
         self.crash_samples_defaults = 5 if a.quick else 30
+        self.crash_samples_at_100 = 5 if a.quick else 10
         self.status_reps = 10 if a.quick else 20
         self.status_cap = 30  # seconds for all the status runs of one size
         self.storm_reps = 1 if a.quick else 3
@@ -532,10 +533,10 @@ class Bench:
         self.put(f"cpus@{n}", sup.name, cpu_s)
         log(f"{sup.name} @{n}: idle RSS {rss:.1f} MB, CPU {cpu_s:.2f} s over {w:.0f} s (pids {pids[:3]})")
 
-    def crash(self, sup, samples, suffix):
-        last = {i: time.monotonic() for i in range(CRASH_N)}
+    def crash(self, sup, samples, suffix, n=CRASH_N):
+        last = {i: time.monotonic() for i in range(n)}
         for j in range(samples):
-            i = j % CRASH_N
+            i = (j * 7) % n  # 7 is prime to 10 and 100: every service in turn
             wait = MIN_UP_BEFORE_KILL - (time.monotonic() - last[i])
             if wait > 0:
                 time.sleep(wait)
@@ -628,6 +629,7 @@ class Bench:
                         self.idle(sup, n)
                         self.status(sup, n, self.status_reps)
                         if n == STORM_N:
+                            self.crash(sup, self.crash_samples_at_100, "@100", n)
                             self.storm(sup)
                 except Exception as e:
                     self.fail(f"session@{n}", kind, str(e)[:300])
@@ -709,6 +711,9 @@ def table(bench, elapsed, ver):
     row("crash → healthy (fastest config)", "crash_healthy", fmt_time_us, (1500, "1.5 ms"))
     row("crash → new process (peer defaults)", "crash_new_def", fmt_time_us, ours_key="crash_new")
     row("crash → healthy (peer defaults)", "crash_healthy_def", fmt_time_us, ours_key="crash_healthy")
+    if STORM_N in bench.sizes:
+        row(f"crash → new process, {STORM_N} services running (fastest)", f"crash_new@{STORM_N}", fmt_time_us)
+        row(f"crash → healthy, {STORM_N} services running (fastest)", f"crash_healthy@{STORM_N}", fmt_time_us)
     targets_rss = {10: None, 100: (8, "8 MB"), 1000: (25, "25 MB")}
     targets_cpu = {10: None, 100: (1, "1 %"), 1000: (5, "5 %")}
     for n in [CRASH_N] + bench.sizes:
