@@ -653,9 +653,9 @@ class Bench:
 
 
 def fmt_time_us(v):
-    if v < 1000:
+    if v < 995:
         return f"{v / 1000:.2f} ms"
-    if v < 1_000_000:
+    if v < 999_500:
         ms = v / 1000
         return f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
     return f"{v / 1e6:.2f} s"
@@ -736,16 +736,16 @@ def table(bench, elapsed, ver):
         lines.append("| " + " | ".join(r) + " |")
     notes = [
         "",
-        f"Each cell: median (min–max, n samples). Ratio > 1: the peer is slower / bigger than ours. "
+        f"- Each cell: median (min–max, n samples). Ratio > 1: the peer is slower / bigger than ours. "
         f"{'--quick run. ' if bench.quick else ''}Total {elapsed:.0f} s.",
-        f"Health checks: ours runs an HTTP GET /health on every service every 1 s; "
+        f"- Health checks: ours runs an HTTP GET /health on every service every 1 s; "
         f"supervisord and PM2 have no built-in health check (they only watch the process).",
-        f"Idle figures: {bench.idle_window} s window, {bench.settle} s after all services were healthy; "
+        f"- Idle figures: {bench.idle_window} s window, {bench.settle} s after all services were healthy; "
         f"RSS and CPU of the supervisor's own processes only (ours: the `start` process; "
         f"supervisord: its python process; PM2: the God daemon), not the services.",
-        f"Fastest config: supervisord autorestart=true startsecs=0; PM2 autorestart: true, restart_delay: 0. "
+        f"- Fastest config: supervisord autorestart=true startsecs=0; PM2 autorestart: true, restart_delay: 0. "
         f"Defaults: neither set. Ours always: restart_cooldown 0, health_check_interval 1s.",
-        f"Versions: {ver}. Machine: {os.cpu_count()} cores, kernel {os.uname().release}; "
+        f"- Versions: {ver}. Machine: {os.cpu_count()} cores, kernel {os.uname().release}; "
         f"load average before {bench.load_before}, after {bench.load_after} "
         f"(anything else running on the machine shows up in these figures).",
     ]
