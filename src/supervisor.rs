@@ -374,15 +374,10 @@ fn wire(
     ));
     let recovery = Recovery::new(registry.clone(), audit.clone(), kill_switch.on).start();
 
-    let client = awc::Client::builder()
-        .connector(awc::Connector::new().limit(0))
-        .disable_redirects()
-        .finish();
     let peers = Peers {
         registry: registry.clone(),
         recovery,
         audit,
-        client,
         pumps: LogPumps::new(config.logs),
     };
     let manager = Manager::new(

@@ -416,9 +416,10 @@ impl Handler<Manual> for Recovery {
         if let Some(h) = e.stable.take() {
             ctx.cancel_future(h);
         }
-        if was_escalated {
+        if was_escalated && m.action == ManualAction::Start {
             // The Registry keeps `escalated` until told: a `start` of a live
-            // process spawns nothing that would tell it otherwise.
+            // process spawns nothing that would tell it otherwise (a restart,
+            // a recover or a stop tells it through the process's own facts).
             self.registry.do_send(EscalationLifted {
                 service: m.service.clone(),
             });

@@ -57,8 +57,6 @@ pub struct Manager {
     registry: Addr<Registry>,
     recovery: Addr<Recovery>,
     audit: Addr<Audit>,
-    /// The probes' HTTP client, shared by every service actor of this arbiter.
-    client: awc::Client,
     pumps: LogPumps,
     kill_switch: KillSwitch,
     /// Services known to be running, for dependency order.
@@ -123,8 +121,6 @@ pub struct Peers {
     pub registry: Addr<Registry>,
     pub recovery: Addr<Recovery>,
     pub audit: Addr<Audit>,
-    /// The probes' HTTP client (awc clients stay in the arbiter that made them).
-    pub client: awc::Client,
     /// The thread draining the services' output into their log files.
     pub pumps: LogPumps,
 }
@@ -142,7 +138,6 @@ impl Manager {
             registry,
             recovery,
             audit,
-            client,
             pumps,
         } = peers;
         Manager {
@@ -152,7 +147,6 @@ impl Manager {
             registry,
             recovery,
             audit,
-            client,
             pumps,
             kill_switch,
             running: HashSet::new(),
@@ -179,7 +173,6 @@ impl Manager {
             self.registry.clone(),
             self.recovery.clone(),
             self.audit.clone(),
-            self.client.clone(),
         )
         .start();
         self.recovery.do_send(Register {

@@ -206,14 +206,8 @@ impl ServiceActor {
         registry: Addr<Registry>,
         recovery: Addr<Recovery>,
         audit: Addr<Audit>,
-        client: awc::Client,
     ) -> Self {
-        let probe = Probe {
-            check: spec.health.clone(),
-            cwd: spec.cwd.clone(),
-            env: spec.env.clone(),
-            client,
-        };
+        let probe = Probe::new(&spec.health, &spec.cwd, &spec.env);
         ServiceActor {
             target: format!("service::{}", spec.name),
             spec,
@@ -548,9 +542,7 @@ impl Handler<Reconfigure> for ServiceActor {
     fn handle(&mut self, m: Reconfigure, ctx: &mut Context<Self>) {
         let restart = needs_new_process(&self.spec, &m.0);
         self.spec = m.0;
-        self.probe.check = self.spec.health.clone();
-        self.probe.cwd = self.spec.cwd.clone();
-        self.probe.env = self.spec.env.clone();
+        self.probe = Probe::new(&self.spec.health, &self.spec.cwd, &self.spec.env);
         info!(target: &self.target, "new definition applied{}", if restart { "; restarting" } else { "" });
         if restart && matches!(self.proc_, Proc::Up(_) | Proc::Stopping { .. }) {
             ctx.notify(Restart {
