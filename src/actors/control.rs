@@ -24,6 +24,8 @@ use tokio::net::{UnixListener, UnixStream};
 const TARGET: &str = "control";
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long writing one answer may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct ControlServer {
     /// Registered with the reactor of the arbiter the server runs in.
@@ -154,7 +156,9 @@ async fn serve(mut stream: UnixStream, manager: Addr<Manager>, registry: Addr<Re
         }
     };
     let line = encode_line(&response);
-    let _ = tokio::time::timeout(READ_TIMEOUT, async {
+    // A large answer (status of a thousand services) to a slow reader gets
+    // longer than a request does; a client that never reads is still cut off.
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
         let _ = stream.write_all(&line).await;
         let _ = stream.shutdown().await;
     })

@@ -172,6 +172,9 @@ impl Store {
             .conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A small page cache: the supervisor's footprint matters more than
+        // the speed of a batch insert (SQLite's default is 2 MiB).
+        self.conn.pragma_update(None, "cache_size", -256)?;
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
