@@ -97,6 +97,14 @@ fn nasty_inputs_are_refused_or_read_as_meant() {
     expect_err("one-mb-name.json", "longer than 100 characters");
     expect_err("array-instead-of-object.json", "a service object");
     expect_err("trailing.json", "malformed JSON");
+    // Found by the cycle-fan input: N cycles of up to N services were all listed.
+    let cycles = load("cycle-fan.json").unwrap_err().to_string();
+    assert_eq!(
+        cycles.matches("dependency cycle").count(),
+        10,
+        "{:.300}",
+        cycles
+    );
     let every = load("every-key.json").expect("every-key.json loads");
     assert_eq!(every.start_order(), ["producer", "coach", "tcp"]);
 

@@ -6,8 +6,14 @@
 
 use std::collections::HashMap;
 
-/// Every dependency cycle, each as its members in dependency order starting with
-/// the member that comes first in the file (`["a", "b"]` for `a -> b -> a`).
+/// At most this many cycles are reported: a graph can hold a number of cycles
+/// quadratic in its size (one service depending on each of a chain of N), and
+/// listing them all made a 350 KB config take seconds and a gigabyte.
+pub(crate) const MAX_CYCLES: usize = 10;
+
+/// The dependency cycles (at most [`MAX_CYCLES`], the first ones the search
+/// meets), each as its members in dependency order starting with the member
+/// that comes first in the file (`["a", "b"]` for `a -> b -> a`).
 pub(crate) fn find_cycles(graph: &[(&str, &[String])]) -> Vec<Vec<String>> {
     let index: HashMap<&str, usize> = graph
         .iter()
@@ -31,6 +37,9 @@ pub(crate) fn find_cycles(graph: &[(&str, &[String])]) -> Vec<Vec<String>> {
     let mut mark = vec![Mark::New; graph.len()];
     let mut cycles: Vec<Vec<usize>> = Vec::new();
     for start in 0..graph.len() {
+        if cycles.len() >= MAX_CYCLES {
+            break;
+        }
         if mark[start] != Mark::New {
             continue;
         }
@@ -49,7 +58,7 @@ pub(crate) fn find_cycles(graph: &[(&str, &[String])]) -> Vec<Vec<String>> {
                     mark[to] = Mark::OnStack;
                     path.push((to, edges(to), 0));
                 }
-                Mark::OnStack => {
+                Mark::OnStack if cycles.len() < MAX_CYCLES => {
                     let from = path.iter().position(|(n, _, _)| *n == to).unwrap_or(0);
                     let mut cycle: Vec<usize> = path[from..].iter().map(|(n, _, _)| *n).collect();
                     let first = (0..cycle.len()).min_by_key(|&k| cycle[k]).unwrap_or(0);
@@ -58,7 +67,7 @@ pub(crate) fn find_cycles(graph: &[(&str, &[String])]) -> Vec<Vec<String>> {
                         cycles.push(cycle);
                     }
                 }
-                Mark::Done => {}
+                Mark::OnStack | Mark::Done => {}
             }
         }
     }
@@ -156,6 +165,32 @@ mod tests {
         );
         // A cycle never loops or loses a service in the start order.
         assert_eq!(start_order(&view(&g)).len(), 6);
+    }
+
+    /// Found by fuzzing: `s0 -> s1 -> ... -> sN` with `sN` depending on every
+    /// other service holds N cycles of up to N services each; reporting them
+    /// all took seconds and gigabytes for a few thousand services.
+    #[test]
+    fn a_quadratic_number_of_cycles_is_capped() {
+        let n = 5_000;
+        let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+        let deps: Vec<Vec<String>> = (0..n)
+            .map(|i| match names.get(i + 1) {
+                Some(next) => vec![next.clone()],
+                None => names[..n - 1].to_vec(),
+            })
+            .collect();
+        let g: Vec<(&str, &[String])> = names
+            .iter()
+            .zip(&deps)
+            .map(|(n, d)| (n.as_str(), d.as_slice()))
+            .collect();
+        let cycles = find_cycles(&g);
+        assert_eq!(cycles.len(), MAX_CYCLES);
+        assert!(cycles
+            .iter()
+            .all(|c| c.last().map(String::as_str) == Some("s4999")));
+        assert_eq!(start_order(&g).len(), n);
     }
 
     #[test]
