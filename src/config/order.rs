@@ -4,7 +4,8 @@
 //! self-dependencies are reported elsewhere (`validate.rs`) and ignored here.
 //! Both are iterative, so no input can overflow the stack.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 /// At most this many cycles are reported: a graph can hold a number of cycles
 /// quadratic in its size (one service depending on each of a chain of N), and
@@ -81,29 +82,42 @@ pub(crate) fn find_cycles(graph: &[(&str, &[String])]) -> Vec<Vec<String>> {
 /// Names in dependency order: a service comes after everything it depends on;
 /// among the services ready at each step, the one first in the file goes first.
 /// Members of a cycle (refused at load) are appended in file order.
+///
+/// Kahn's algorithm with the ready services in a min-heap of file positions:
+/// O((services + dependencies) log services). (Scanning for the first ready
+/// service at each step was cubic: 2,000 services listed dependents first took
+/// 20 s.) Names are unique (the loader refuses a name given twice).
 pub(crate) fn start_order(graph: &[(&str, &[String])]) -> Vec<String> {
-    let known = |d: &String| graph.iter().any(|(n, _)| *n == d.as_str());
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(graph.len());
+    for (i, (name, _)) in graph.iter().enumerate() {
+        index.entry(*name).or_insert(i);
+    }
+    // For each service, how many of its dependencies are not placed yet, and
+    // which services wait for it.
+    let mut waiting = vec![0usize; graph.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); graph.len()];
+    for (i, (name, deps)) in graph.iter().enumerate() {
+        for dep in deps.iter().filter(|d| d.as_str() != *name) {
+            if let Some(&j) = index.get(dep.as_str()) {
+                waiting[i] += 1;
+                dependents[j].push(i);
+            }
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..graph.len())
+        .filter(|&i| waiting[i] == 0)
+        .map(Reverse)
+        .collect();
     let mut placed = vec![false; graph.len()];
     let mut order = Vec::with_capacity(graph.len());
-    while order.len() < graph.len() {
-        let ready = graph.iter().enumerate().position(|(i, (name, deps))| {
-            !placed[i]
-                && deps
-                    .iter()
-                    .filter(|d| known(d) && d.as_str() != *name)
-                    .all(|d| {
-                        graph
-                            .iter()
-                            .enumerate()
-                            .any(|(j, (n, _))| placed[j] && *n == d.as_str())
-                    })
-        });
-        match ready {
-            Some(i) => {
-                placed[i] = true;
-                order.push(graph[i].0.to_owned());
+    while let Some(Reverse(i)) = ready.pop() {
+        placed[i] = true;
+        order.push(graph[i].0.to_owned());
+        for &k in &dependents[i] {
+            waiting[k] -= 1;
+            if waiting[k] == 0 {
+                ready.push(Reverse(k));
             }
-            None => break,
         }
     }
     for (i, (name, _)) in graph.iter().enumerate() {
@@ -191,6 +205,74 @@ mod tests {
             .iter()
             .all(|c| c.last().map(String::as_str) == Some("s4999")));
         assert_eq!(start_order(&g).len(), n);
+    }
+
+    /// The order as it was first written: at each step, the first service in
+    /// the file whose known dependencies are all placed (cubic, but plainly right).
+    fn reference_order(graph: &[(&str, &[String])]) -> Vec<String> {
+        let known = |d: &String| graph.iter().any(|(n, _)| *n == d.as_str());
+        let mut placed = vec![false; graph.len()];
+        let mut order = Vec::new();
+        while let Some(i) = graph.iter().enumerate().position(|(i, (name, deps))| {
+            !placed[i]
+                && deps
+                    .iter()
+                    .filter(|d| known(d) && d.as_str() != *name)
+                    .all(|d| (0..graph.len()).any(|j| placed[j] && graph[j].0 == d.as_str()))
+        }) {
+            placed[i] = true;
+            order.push(graph[i].0.to_owned());
+        }
+        for (i, (name, _)) in graph.iter().enumerate() {
+            if !placed[i] {
+                order.push((*name).to_owned());
+            }
+        }
+        order
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Same order as the reference on any graph: cycles, self and unknown
+        /// dependencies, dependencies listed twice.
+        #[test]
+        fn start_order_matches_the_reference(
+            deps in proptest::collection::vec(proptest::collection::vec(0usize..10, 0..4), 0..9)
+        ) {
+            let names: Vec<String> = (0..deps.len()).map(|i| format!("s{i}")).collect();
+            let deps: Vec<Vec<String>> = deps
+                .iter()
+                .map(|d| d.iter().map(|j| format!("s{j}")).collect())
+                .collect();
+            let g: Vec<(&str, &[String])> = names
+                .iter()
+                .zip(&deps)
+                .map(|(n, d)| (n.as_str(), d.as_slice()))
+                .collect();
+            proptest::prop_assert_eq!(start_order(&g), reference_order(&g));
+        }
+    }
+
+    /// Found with the fuzz corpus: 2,000 services listed dependents first (each
+    /// depending on the next) took 20 s to order; now linear-logarithmic.
+    #[test]
+    fn a_long_chain_listed_backwards_is_ordered_fast() {
+        let n = 2_000;
+        let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+        let deps: Vec<Vec<String>> = (0..n)
+            .map(|i| names.get(i + 1).cloned().into_iter().collect())
+            .collect();
+        let g: Vec<(&str, &[String])> = names
+            .iter()
+            .zip(&deps)
+            .map(|(n, d)| (n.as_str(), d.as_slice()))
+            .collect();
+        let started = std::time::Instant::now();
+        let order = start_order(&g);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let expected: Vec<String> = names.iter().rev().cloned().collect();
+        assert_eq!(order, expected);
     }
 
     #[test]
