@@ -128,6 +128,34 @@ fn nasty_inputs_are_refused_or_read_as_meant() {
 
 // ---------------------------------------------------------------- config
 
+/// Found with the fuzz corpus (many-services.json): duplicate keys, ports and
+/// dependencies were checked by scanning what came before, quadratic in the
+/// number of services or env keys: a 1 MB config took seconds to be refused.
+#[test]
+fn many_services_and_keys_load_in_near_linear_time() {
+    let n = 20_000;
+    let mut services = Map::new();
+    for i in 0..n {
+        let next = format!("s{}", (i + 1) % n);
+        services.insert(
+            format!("s{i}"),
+            json!({"port": 1 + i, "depends_on": [next], "autostart": false}),
+        );
+    }
+    let env: Map<String, Value> = (0..50_000)
+        .map(|i| (format!("K{i}"), Value::from("")))
+        .collect();
+    services.insert("env".into(), json!({"command": ["sh"], "env": env}));
+    let text = json!({"ai_dawg": {"services": services}}).to_string();
+    let bench = ConfigBench::new();
+    std::fs::write(bench.config_path(), text).unwrap();
+    let started = std::time::Instant::now();
+    let e = ai_dawg_manager::config::Config::load(bench.config_path()).unwrap_err();
+    let took = started.elapsed();
+    assert!(e.to_string().contains("dependency cycle s0 -> s1"));
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+}
+
 /// A leaf value of the kinds a config holds, and some it must refuse.
 fn leaf() -> impl Strategy<Value = Value> {
     prop_oneof![

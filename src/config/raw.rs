@@ -8,6 +8,7 @@
 //! Fields that are required by the contract (such as `command`) are still `Option`
 //! here so that their absence is reported together with the other problems.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -280,8 +281,10 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedMap<V>, A::Error> {
                 let mut entries: Vec<(String, V)> = Vec::new();
+                // A set, not a scan of `entries`: that was quadratic in the keys.
+                let mut seen: HashSet<String> = HashSet::new();
                 while let Some(key) = map.next_key::<String>()? {
-                    if entries.iter().any(|(k, _)| *k == key) {
+                    if !seen.insert(key.clone()) {
                         return Err(de::Error::custom(format_args!(
                             "key `{key}` is given twice"
                         )));

@@ -7,6 +7,7 @@
 //! service is built in `service.rs`. Every problem carries the key path it is
 //! about, so the operator can find it in the file.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::duration::DurationKey;
@@ -246,30 +247,34 @@ fn log_rotation(raw: RawLogs, problems: &mut Problems) -> LogRotation {
 }
 
 fn check_ports(services: &[(String, RawService)], problems: &mut Problems) {
-    for (i, (name, service)) in services.iter().enumerate() {
+    let mut first_user: HashMap<u16, &str> = HashMap::new();
+    for (name, service) in services {
         let Some(port) = service.port.filter(|p| *p != 0) else {
             continue;
         };
-        if let Some((first, _)) = services[..i].iter().find(|(_, s)| s.port == Some(port)) {
+        if let Some(first) = first_user.get(&port) {
             problems.push(
                 &format!("ai_dawg.services.{name}.port"),
                 format!("port {port} is used by both `{first}` and `{name}`"),
             );
+        } else {
+            first_user.insert(port, name);
         }
     }
 }
 
 fn check_dependencies(services: &[(String, RawService)], problems: &mut Problems) {
-    let names: Vec<&str> = services.iter().map(|(n, _)| n.as_str()).collect();
+    let names: HashSet<&str> = services.iter().map(|(n, _)| n.as_str()).collect();
     for (name, service) in services {
         let key = format!("ai_dawg.services.{name}.depends_on");
         let deps = service.depends_on.as_deref().unwrap_or_default();
-        for (i, dep) in deps.iter().enumerate() {
+        let mut listed: HashSet<&str> = HashSet::new();
+        for dep in deps {
             if dep == name {
                 problems.push(&key, format!("`{name}` depends on itself"));
-            } else if !names.contains(&dep.as_str()) {
+            } else if !names.contains(dep.as_str()) {
                 problems.push(&key, format!("unknown service `{dep}`"));
-            } else if deps[..i].contains(dep) {
+            } else if !listed.insert(dep.as_str()) {
                 problems.push(&key, format!("`{dep}` is listed twice"));
             }
         }
