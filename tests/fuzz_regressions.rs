@@ -440,3 +440,81 @@ proptest! {
         check_text(&bytes);
     }
 }
+
+/// What the supervisor writes, the readers give back.
+mod written_then_read {
+    use super::*;
+    use ai_dawg_manager::actors::audit::{
+        format_escalation, format_line, Escalate, Outcome, Record,
+    };
+    use ai_dawg_manager::chain;
+    use ai_dawg_manager::cli::files::{parse_audit_line, parse_escalations};
+    use std::time::Duration;
+
+    /// A field of an escalation block: one line, and not a block header.
+    fn block_field() -> impl Strategy<Value = String> {
+        any::<String>().prop_filter("one line, not a header", |s| {
+            !s.contains(['\n', '\r']) && !s.contains("ESCALATION REQUIRED")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn audit_lines_round_trip(
+            service in "[A-Za-z0-9_.-]{1,24}",
+            action in proptest::sample::select(&["start", "stop", "restart", "health_check", "notify"][..]),
+            outcome in proptest::sample::select(&[Outcome::Success, Outcome::Failure, Outcome::Skipped][..]),
+            ms in any::<u64>(),
+            detail in proptest::option::of(any::<String>()),
+            prev in "[0-9a-f]{16}",
+        ) {
+            let mut record = Record::new(&service, action, outcome).took(Duration::from_millis(ms));
+            record.detail = detail.clone();
+            let text = format_line("2025-10-09T12:00:00.000Z", &record);
+            let (line, hash) = chain::seal(&prev, &text);
+            prop_assert_eq!(line.lines().count(), 1, "not one line: {:?}", line);
+            let parsed = parse_audit_line(&line).expect("parses");
+            prop_assert_eq!(parsed.time, "2025-10-09T12:00:00.000Z");
+            prop_assert_eq!(parsed.service, service);
+            prop_assert_eq!(parsed.action, action);
+            prop_assert_eq!(parsed.duration_ms, ms);
+            prop_assert_eq!(parsed.detail, detail.map(|d| d.replace(['\n', '\r'], " ")));
+            prop_assert_eq!(parsed.hash, Some(hash));
+        }
+
+        #[test]
+        fn escalation_blocks_round_trip(
+            fields in proptest::collection::vec(
+                (block_field(), any::<u32>(), any::<u32>(), block_field(), block_field(), block_field()),
+                0..4,
+            )
+        ) {
+            let text: String = fields
+                .iter()
+                .map(|(service, failures, attempts, last_error, reason, time)| {
+                    format_escalation(&Escalate {
+                        service: service.clone(),
+                        display_name: service.clone(),
+                        reason: reason.clone(),
+                        consecutive_failures: *failures,
+                        restart_attempts: *attempts,
+                        last_error: last_error.clone(),
+                        time: time.clone(),
+                    })
+                })
+                .collect();
+            let blocks = parse_escalations(&text);
+            prop_assert_eq!(blocks.len(), fields.len());
+            for (b, (service, failures, attempts, last_error, reason, time)) in blocks.iter().zip(&fields) {
+                prop_assert_eq!(&b.service, service);
+                prop_assert_eq!(&b.consecutive_failures, &failures.to_string());
+                prop_assert_eq!(&b.restart_attempts, &attempts.to_string());
+                prop_assert_eq!(&b.last_error, last_error);
+                prop_assert_eq!(&b.reason, reason);
+                prop_assert_eq!(&b.time, time);
+            }
+        }
+    }
+}
