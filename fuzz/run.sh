@@ -40,6 +40,14 @@ if ! cargo "+$toolchain" fuzz --version >/dev/null 2>&1; then
     exit 2
 fi
 
+# The config target writes a file per input into a scratch folder of its own:
+# on tmpfs (/dev/shm) that is 20x faster than on disk. Removed at the end.
+base=${TMPDIR:-/tmp}
+[ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm
+scratch=$(mktemp -d "$base/ai-dawg-fuzz.XXXXXX") || exit 1
+trap 'rm -rf "$scratch"' EXIT
+export TMPDIR=$scratch
+
 fuzz=(cargo "+$toolchain" fuzz)
 flags=(--fuzz-dir fuzz --sanitizer "$sanitizer" --debug-assertions)
 "${fuzz[@]}" build "${flags[@]}" || exit 1
@@ -50,7 +58,7 @@ for target in "${targets[@]}"; do
     case $target in
         config) seeds=tests/corpus/config max_len=16384 ;;
         protocol) seeds=tests/corpus/protocol max_len=65536 ;; # MAX_REQUEST_BYTES
-        audit_text) seeds=tests/corpus/text max_len=16384 ;;
+        audit_text) seeds=tests/corpus/text max_len=4096 ;;
         *) echo "fuzz/run.sh: unknown target $target" >&2; exit 2 ;;
     esac
     mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
