@@ -8,7 +8,7 @@
 #   rustup toolchain install nightly && cargo install cargo-fuzz
 # Environment: FUZZ_TOOLCHAIN (default nightly), FUZZ_SANITIZER (default none:
 # the code under test is safe Rust, so the fuzzer looks for panics, aborts,
-# stack overflows and broken properties; `address` works too, at half the speed),
+# stack overflows and broken properties; `address` works too, at a third to a fifth of the speed),
 # CARGO_TARGET_DIR.
 #
 # The seeds are tests/corpus/<kind>/ (read only); what the fuzzer learns goes to
