@@ -106,6 +106,7 @@ fn nasty_inputs_are_refused_or_read_as_meant() {
         cycles
     );
     let every = load("every-key.json").expect("every-key.json loads");
+    assert!(every.http.is_some(), "every-key.json has an http object");
     assert_eq!(every.start_order(), ["producer", "coach", "tcp"]);
 
     assert!(protocol::decode_request(
@@ -228,6 +229,23 @@ fn config_value() -> impl Strategy<Value = Value> {
         "keep",
         "max_open_files",
         "memory_max_bytes",
+        "http",
+        "listen",
+        "token",
+        "history",
+        "history_days",
+        "flapping",
+        "window",
+        "latency_trend",
+        "baseline_seconds",
+        "time_of_day",
+        "correlated",
+        "reports",
+        "daily_at",
+        "format",
+        "retries",
+        "retry_backoff",
+        "queue_size",
         "a",
         "b",
         "producer",
@@ -323,7 +341,10 @@ fn request() -> impl Strategy<Value = ControlRequest> {
         names
             .clone()
             .prop_map(|services| ControlRequest::Restart { services }),
-        names.prop_map(|services| ControlRequest::Recover { services }),
+        names
+            .clone()
+            .prop_map(|services| ControlRequest::Recover { services }),
+        names.prop_map(|services| ControlRequest::Events { services }),
         Just(ControlRequest::Reload),
         Just(ControlRequest::Shutdown),
         prop_oneof![
@@ -349,6 +370,7 @@ fn request_like() -> impl Strategy<Value = String> {
                 "reload",
                 "kill_switch",
                 "shutdown",
+                "events",
                 "Status",
                 "format_disk",
             ][..]
