@@ -251,14 +251,19 @@ impl Registry {
         r
     }
 
-    /// Hand the current records to the writer.
-    fn persist(&mut self) {
+    /// The state file's content: every record as of now.
+    fn encode(&self) -> Vec<u8> {
         let file: StateFile = self
             .records
             .iter()
             .map(|r| (r.name.clone(), self.snapshot(r)))
             .collect();
-        let bytes = persist::encode_state(&file);
+        persist::encode_state(&file)
+    }
+
+    /// Hand the current records to the writer.
+    fn persist(&mut self) {
+        let bytes = self.encode();
         match &self.writer {
             Some(w) => w.submit(bytes),
             None => {
@@ -628,12 +633,7 @@ impl Handler<Flush> for Registry {
         if let Some(h) = self.flush_timer.take() {
             ctx.cancel_future(h);
         }
-        let file: StateFile = self
-            .records
-            .iter()
-            .map(|r| (r.name.clone(), self.snapshot(r)))
-            .collect();
-        let bytes = persist::encode_state(&file);
+        let bytes = self.encode();
         match &self.writer {
             Some(w) => {
                 let done = w.submit_acked(bytes);
