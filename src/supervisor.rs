@@ -357,9 +357,9 @@ fn wire(
     let registry =
         Registry::new(paths.state.clone(), records, kill_switch).with_writer(Some(audit.clone()));
     let registry = Registry::start_in_arbiter(&control.handle(), move |_| registry);
-    if let Some(n) = notifier {
+    if let Some(n) = &notifier {
         // Resolutions: the Notifier sees escalated services come back.
-        registry.do_send(SubscribeEvents(n.recipient()));
+        registry.do_send(SubscribeEvents(n.clone().recipient()));
     }
     // Incident history (issue 6): records every event the Registry publishes.
     let history = crate::actors::history::History::new(
@@ -368,7 +368,8 @@ fn wire(
         config.history.clone(),
         config.reports,
         audit.clone().recipient(),
-    );
+    )
+    .with_notifier(notifier.map(Addr::recipient));
     registry.do_send(crate::actors::registry::SubscribeEvents(
         history.start().recipient(),
     ));

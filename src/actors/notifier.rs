@@ -50,6 +50,8 @@ pub enum AlertKind {
     Escalation,
     /// The escalated service is healthy again.
     Resolution,
+    /// The daily summary of the incident history was written.
+    Summary,
 }
 
 /// The body of an alert: the escalation's fields (SPEC §3.3), what the alert
@@ -130,10 +132,27 @@ impl Alert {
         }
     }
 
+    /// The daily summary of `day`, written to `path`; `text` is its report.
+    pub fn summary(day: &str, path: &std::path::Path, text: &str) -> Self {
+        Alert {
+            alert: AlertKind::Summary,
+            service: "manager".into(),
+            display_name: "AI DAWG Manager".into(),
+            reason: format!("daily summary of {day}: {}", path.display()),
+            consecutive_failures: 0,
+            restart_attempts: 0,
+            last_error: String::new(),
+            time: now_rfc3339(),
+            escalated_at: None,
+            text: text.to_string(),
+        }
+    }
+
     fn label(&self) -> &'static str {
         match self.alert {
             AlertKind::Escalation => "escalation",
             AlertKind::Resolution => "resolution",
+            AlertKind::Summary => "summary",
         }
     }
 }

@@ -16,6 +16,7 @@ mod tests;
 mod worker;
 
 use super::audit::{Outcome, Record};
+use super::notifier::{Alert, Notify};
 use super::registry::Published;
 use crate::config::{HistorySettings, ReportSettings};
 use crate::history::feed::{Feed, Row};
@@ -77,6 +78,8 @@ pub struct History {
     /// An incident or start changed since the last detection.
     changed: bool,
     last_detection: Option<Instant>,
+    /// Where daily summaries are sent (the notification sinks), if configured.
+    notifier: Option<Recipient<Notify>>,
 }
 
 impl History {
@@ -99,7 +102,14 @@ impl History {
             addr: None,
             changed: false,
             last_detection: None,
+            notifier: None,
         }
+    }
+
+    /// Send each daily summary through the notification sinks too.
+    pub fn with_notifier(mut self, notifier: Option<Recipient<Notify>>) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     fn flush(&mut self) {
@@ -189,13 +199,18 @@ impl History {
         let day = summary::due_day(now, at);
         let dir = self.reports_dir.clone();
         let settings = self.settings.clone();
+        let notifier = self.notifier.clone();
         w.run(move |db| {
             if only_if_missing && summary::markdown_path(&dir, day).exists() {
                 return;
             }
             match summary::write_daily(&db.store, &settings, &dir, day, now) {
                 Ok(Some(path)) => {
-                    info!(target: TARGET, "daily summary written to {}", path.display())
+                    info!(target: TARGET, "daily summary written to {}", path.display());
+                    if let Some(n) = &notifier {
+                        let text = std::fs::read_to_string(&path).unwrap_or_default();
+                        n.do_send(Notify(Alert::summary(&day.to_string(), &path, &text)));
+                    }
                 }
                 Ok(None) => debug!(target: TARGET, "no history for the daily summary of {day}"),
                 Err(e) => warn!(target: TARGET, "daily summary not written: {e}"),

@@ -187,3 +187,49 @@ async fn a_missing_daily_summary_is_written_at_start() {
     let text = std::fs::read_to_string(&md).unwrap();
     assert!(text.contains("| a | 100.000%"), "{text}");
 }
+
+/// Stands in for the Notifier.
+struct Sink(Arc<Mutex<Vec<Alert>>>);
+impl Actor for Sink {
+    type Context = Context<Self>;
+}
+impl Handler<Notify> for Sink {
+    type Result = ();
+    fn handle(&mut self, n: Notify, _: &mut Context<Self>) {
+        self.0.lock().unwrap().push(n.0);
+    }
+}
+
+#[actix::test]
+async fn the_daily_summary_goes_to_the_notification_sinks() {
+    use crate::config::TimeOfDayUtc;
+    use crate::history::aggregate::MinuteAggregator;
+    let dir = tempfile::tempdir().unwrap();
+    let yesterday = crate::history::time::floor_to(unix_ms(), DAY_MS) - DAY_MS;
+    let mut minutes = MinuteAggregator::default();
+    minutes.add("a", yesterday + 5_000, true, 3.0);
+    let rows: Vec<Row> = minutes.drain().into_iter().map(Row::Minute).collect();
+    Store::open(&dir.path().join("history.db"))
+        .unwrap()
+        .write(&rows)
+        .unwrap();
+    let alerts = Arc::new(Mutex::new(vec![]));
+    let sink = Sink(alerts.clone()).start().recipient();
+    let audit = Collect(Arc::new(Mutex::new(vec![]))).start().recipient();
+    let _history = History::new(
+        dir.path().join("history.db"),
+        dir.path().join("reports"),
+        HistorySettings::default(),
+        ReportSettings {
+            daily_at: Some(TimeOfDayUtc { hour: 0, minute: 0 }),
+        },
+        audit,
+    )
+    .with_notifier(Some(sink))
+    .start();
+    wait_until("a summary alert", || !alerts.lock().unwrap().is_empty()).await;
+    let a = alerts.lock().unwrap()[0].clone();
+    assert_eq!(a.alert, crate::actors::notifier::AlertKind::Summary);
+    assert!(a.text.contains("| a | 100.000%"), "{}", a.text);
+    assert!(a.reason.starts_with("daily summary of "), "{}", a.reason);
+}
