@@ -45,11 +45,15 @@ pub struct Record {
     pub outcome: Outcome,
     pub duration: Duration,
     pub detail: Option<String>,
+    /// When it happened (not when the Audit actor got to write it: under load
+    /// its mailbox may lag).
+    pub at: std::time::SystemTime,
 }
 
 impl Record {
     pub fn new(service: &str, action: &'static str, outcome: Outcome) -> Self {
         Record {
+            at: std::time::SystemTime::now(),
             service: service.to_string(),
             action,
             outcome,
@@ -191,7 +195,8 @@ impl Audit {
     }
 
     fn record(&mut self, r: Record, ctx: &mut Context<Self>) {
-        let line = format_line(&now_rfc3339(), &r);
+        let time = humantime::format_rfc3339_millis(r.at).to_string();
+        let line = format_line(&time, &r);
         info!(target: TARGET, "{line}");
         self.append(&line, ctx);
     }
