@@ -158,20 +158,26 @@ async fn a_corrupt_database_leaves_the_supervisor_running() {
     assert_eq!(std::fs::read(&db).unwrap(), vec![b'x'; 4096]);
 }
 
-#[actix::test]
-async fn a_missing_daily_summary_is_written_at_start() {
-    use crate::config::TimeOfDayUtc;
+/// A database in `dir` with one passing check yesterday; returns yesterday's start.
+fn seed_yesterday(dir: &std::path::Path) -> u64 {
     use crate::history::aggregate::MinuteAggregator;
-    let dir = tempfile::tempdir().unwrap();
-    // Yesterday had checks; the summary is due since 00:00 today.
     let yesterday = crate::history::time::floor_to(unix_ms(), DAY_MS) - DAY_MS;
     let mut minutes = MinuteAggregator::default();
     minutes.add("a", yesterday + 5_000, true, 3.0);
     let rows: Vec<Row> = minutes.drain().into_iter().map(Row::Minute).collect();
-    Store::open(&dir.path().join("history.db"))
+    Store::open(&dir.join("history.db"))
         .unwrap()
         .write(&rows)
         .unwrap();
+    yesterday
+}
+
+#[actix::test]
+async fn a_missing_daily_summary_is_written_at_start() {
+    use crate::config::TimeOfDayUtc;
+    let dir = tempfile::tempdir().unwrap();
+    // Yesterday had checks; the summary is due since 00:00 today.
+    let yesterday = seed_yesterday(dir.path());
     let midnight = TimeOfDayUtc { hour: 0, minute: 0 };
     let (_history, _) = start_with(
         dir.path(),
@@ -203,16 +209,8 @@ impl Handler<Notify> for Sink {
 #[actix::test]
 async fn the_daily_summary_goes_to_the_notification_sinks() {
     use crate::config::TimeOfDayUtc;
-    use crate::history::aggregate::MinuteAggregator;
     let dir = tempfile::tempdir().unwrap();
-    let yesterday = crate::history::time::floor_to(unix_ms(), DAY_MS) - DAY_MS;
-    let mut minutes = MinuteAggregator::default();
-    minutes.add("a", yesterday + 5_000, true, 3.0);
-    let rows: Vec<Row> = minutes.drain().into_iter().map(Row::Minute).collect();
-    Store::open(&dir.path().join("history.db"))
-        .unwrap()
-        .write(&rows)
-        .unwrap();
+    seed_yesterday(dir.path());
     let alerts = Arc::new(Mutex::new(vec![]));
     let sink = Sink(alerts.clone()).start().recipient();
     let audit = Collect(Arc::new(Mutex::new(vec![]))).start().recipient();
