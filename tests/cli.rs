@@ -168,19 +168,7 @@ fn stop_during_a_backoff_cancels_the_scheduled_restart() {
 
 #[test]
 fn recover_lifts_an_escalation_with_its_counters_reset() {
-    let setup = Setup::new();
-    let flag = setup.path("fail.flag");
-    let sup = setup
-        .monitoring("restart_cooldown", json!("30s"))
-        .monitoring("max_restart_attempts", json!(10))
-        .safety("max_consecutive_failures_before_escalation", json!(2))
-        .service(
-            Service::new("flaky")
-                .set("start_timeout", json!("500ms"))
-                .args(["--fail-flag", flag.to_str().unwrap()]),
-        )
-        .start();
-    sup.wait_running("flaky");
+    let (sup, flag) = flaky_service(10, 2);
     // 503 → immediate restart (1), the new instance misses its start_timeout (2).
     fs::write(&flag, "").unwrap();
     let r = sup.wait_status("flaky", "escalated");
@@ -208,19 +196,7 @@ fn recover_lifts_an_escalation_with_its_counters_reset() {
 
 #[test]
 fn start_lifts_the_escalation_of_a_live_service() {
-    let setup = Setup::new();
-    let flag = setup.path("fail.flag");
-    let sup = setup
-        .monitoring("restart_cooldown", json!("30s"))
-        .monitoring("max_restart_attempts", json!(10))
-        .safety("max_consecutive_failures_before_escalation", json!(2))
-        .service(
-            Service::new("flaky")
-                .set("start_timeout", json!("500ms"))
-                .args(["--fail-flag", flag.to_str().unwrap()]),
-        )
-        .start();
-    sup.wait_running("flaky");
+    let (sup, flag) = flaky_service(10, 2);
     fs::write(&flag, "").unwrap();
     sup.wait_status("flaky", "escalated");
     fs::remove_file(&flag).unwrap();

@@ -793,19 +793,7 @@ fn audit_reads_the_whole_trail_across_rotated_files() {
 
 #[test]
 fn escalations_prints_the_blocks_or_says_there_are_none() {
-    let setup = Setup::new();
-    let flag = setup.path("fail.flag");
-    let sup = setup
-        .monitoring("restart_cooldown", json!("30s"))
-        .monitoring("max_restart_attempts", json!(10))
-        .safety("max_consecutive_failures_before_escalation", json!(2))
-        .service(
-            Service::new("flaky")
-                .set("start_timeout", json!("500ms"))
-                .args(["--fail-flag", flag.to_str().unwrap()]),
-        )
-        .start();
-    sup.wait_running("flaky");
+    let (sup, flag) = flaky_service(10, 2);
 
     let out = sup.cli(&["escalations"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

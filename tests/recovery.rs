@@ -184,19 +184,7 @@ fn a_spent_budget_escalates_once_and_stops_restarting() {
 
 #[test]
 fn consecutive_failures_escalate_while_a_restart_waits_out_its_cooldown() {
-    let setup = Setup::new();
-    let flag = setup.path("fail.flag");
-    let sup = setup
-        .monitoring("restart_cooldown", json!("30s"))
-        .monitoring("max_restart_attempts", json!(100))
-        .safety("max_consecutive_failures_before_escalation", json!(3))
-        .service(
-            Service::new("flaky")
-                .set("start_timeout", json!("500ms"))
-                .args(["--fail-flag", flag.to_str().unwrap()]),
-        )
-        .start();
-    sup.wait_running("flaky");
+    let (sup, flag) = flaky_service(100, 3);
 
     // 503 → restart at once (1) → the new instance fails its start_timeout (2)
     // → backoff for 30 s, during which the checks go on failing (3).

@@ -318,3 +318,28 @@ impl Setup {
         Supervisor::launch(self.dir, config, ports)
     }
 }
+
+/// A supervisor over one service, `flaky`, that answers 503 while the
+/// returned flag file exists. Its restarts wait out a 30 s cooldown, so once
+/// it fails, its checks go on failing in backoff until
+/// `escalate_after` failures in a row escalate it; `max_restart_attempts`
+/// stays above what the test reaches. Returns once `flaky` is running.
+pub fn flaky_service(max_restart_attempts: u32, escalate_after: u32) -> (Supervisor, PathBuf) {
+    let setup = Setup::new();
+    let flag = setup.path("fail.flag");
+    let sup = setup
+        .monitoring("restart_cooldown", json!("30s"))
+        .monitoring("max_restart_attempts", json!(max_restart_attempts))
+        .safety(
+            "max_consecutive_failures_before_escalation",
+            json!(escalate_after),
+        )
+        .service(
+            Service::new("flaky")
+                .set("start_timeout", json!("500ms"))
+                .args(["--fail-flag", flag.to_str().unwrap_or_default()]),
+        )
+        .start();
+    sup.wait_running("flaky");
+    (sup, flag)
+}
