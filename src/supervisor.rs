@@ -153,8 +153,8 @@ fn find_leftovers(config: &Config, paths: &DataPaths) -> Leftovers {
         })
         .filter(|(_, f)| f.exists())
         .collect();
-    let list: Vec<std::path::PathBuf> = fifos.iter().map(|(_, f)| f.clone()).collect();
-    let holders = procfs::holders_of(&list);
+    let wanted = fifos.iter().map(|(_, f)| f.clone()).collect();
+    let holders = procfs::fd_holders(&wanted, false);
     for (name, fifo) in &fifos {
         let Some(pids) = holders.get(fifo) else {
             continue;

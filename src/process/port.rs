@@ -77,35 +77,22 @@ pub fn holders(port: u16) -> Vec<PortHolder> {
     if inodes.is_empty() {
         return vec![];
     }
-    let wanted: HashSet<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
-    let mut found = vec![];
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        let holds = fds.flatten().any(|fd| {
-            fs::read_link(fd.path())
-                .ok()
-                .and_then(|t| t.to_str().map(|s| wanted.contains(s)))
-                .unwrap_or(false)
-        });
-        if holds {
-            let cmdline = super::procfs::cmdline(pid).unwrap_or_else(|| "?".into());
-            found.push(PortHolder { pid, cmdline });
-        }
-    }
-    found.sort_by_key(|h| h.pid);
-    found
+    let wanted: HashSet<std::path::PathBuf> = inodes
+        .iter()
+        .map(|i| std::path::PathBuf::from(format!("socket:[{i}]")))
+        .collect();
+    let mut pids: Vec<u32> = super::procfs::fd_holders(&wanted, true)
+        .into_values()
+        .flatten()
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.into_iter()
+        .map(|pid| PortHolder {
+            pid,
+            cmdline: super::procfs::cmdline(pid).unwrap_or_else(|| "?".into()),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -60,14 +60,16 @@ pub fn cmdline(pid: u32) -> Option<String> {
     }
 }
 
-/// The processes that hold any of `paths` open, by path (one pass over
-/// `/proc/*/fd`). Used to find a service's processes by the log FIFO they
-/// write to, which only processes of that service ever get.
-pub fn holders_of(
-    paths: &[std::path::PathBuf],
+/// The processes holding any of `wanted` open, by target, in one pass over
+/// `/proc/*/fd`. A target is what the fd links to: a path, or `socket:[inode]`.
+/// Used to find who listens on a port, and a service's processes by the log
+/// FIFO they write to (which only that service's processes ever get).
+pub fn fd_holders(
+    wanted: &std::collections::HashSet<std::path::PathBuf>,
+    include_self: bool,
 ) -> std::collections::HashMap<std::path::PathBuf, Vec<u32>> {
     let mut found: std::collections::HashMap<std::path::PathBuf, Vec<u32>> = Default::default();
-    if paths.is_empty() {
+    if wanted.is_empty() {
         return found;
     }
     let me = std::process::id();
@@ -82,19 +84,20 @@ pub fn holders_of(
         else {
             continue;
         };
-        if pid == me {
+        if pid == me && !include_self {
             continue;
         }
         let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
             continue;
         };
         for fd in fds.flatten() {
-            if let Ok(target) = fs::read_link(fd.path()) {
-                if let Some(p) = paths.iter().find(|p| **p == target) {
-                    let list = found.entry(p.clone()).or_default();
-                    if !list.contains(&pid) {
-                        list.push(pid);
-                    }
+            let Ok(target) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            if wanted.contains(&target) {
+                let list = found.entry(target).or_default();
+                if !list.contains(&pid) {
+                    list.push(pid);
                 }
             }
         }
