@@ -21,22 +21,27 @@ pub enum ClientError {
 /// How long to wait for an answer: a restart waits for a graceful stop.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
 
-pub fn ask(socket: &Path, request: &ControlRequest) -> Result<ControlResponse, ClientError> {
-    let mut stream = match UnixStream::connect(socket) {
-        Ok(s) => s,
+/// Connect to the supervisor; nobody listening is [`ClientError::NoSupervisor`].
+pub fn connect(socket: &Path) -> Result<UnixStream, ClientError> {
+    match UnixStream::connect(socket) {
+        Ok(s) => Ok(s),
         Err(e)
             if matches!(
                 e.kind(),
                 io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
             ) =>
         {
-            return Err(ClientError::NoSupervisor(format!(
+            Err(ClientError::NoSupervisor(format!(
                 "{}: {e}",
                 socket.display()
             )))
         }
-        Err(e) => return Err(e.into()),
-    };
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn ask(socket: &Path, request: &ControlRequest) -> Result<ControlResponse, ClientError> {
+    let mut stream = connect(socket)?;
     stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     stream.write_all(&encode_line(request))?;
     let mut line = String::new();

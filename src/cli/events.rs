@@ -7,7 +7,6 @@ use super::{exit, style, Cli};
 use crate::model::{Event, EventKind};
 use crate::protocol::{encode_line, ControlRequest, ControlResponse, ErrorCode};
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// One event for humans; `None` for a passing check unless `all` (`-v`).
@@ -53,23 +52,17 @@ pub fn human(e: &Event) -> String {
 
 pub fn follow(cli: &Cli, services: &[String]) -> i32 {
     let paths = cli.paths();
-    let mut stream = match UnixStream::connect(&paths.socket) {
+    let mut stream = match super::client::connect(&paths.socket) {
         Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
+        Err(super::client::ClientError::NoSupervisor(why)) => {
             eprintln!(
-                "❌ no supervisor is running on {} ({}: {e}); start one with `ai-dawg-manager start`",
-                paths.dir.display(),
-                paths.socket.display()
+                "❌ no supervisor is running on {} ({why}); start one with `ai-dawg-manager start`",
+                paths.dir.display()
             );
             return exit::NO_SUPERVISOR;
         }
         Err(e) => {
-            eprintln!("❌ control socket: {e}");
+            eprintln!("❌ {e}");
             return exit::FAILED;
         }
     };
