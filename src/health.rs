@@ -150,6 +150,8 @@ fn io_kind(e: &io::Error) -> ErrorKind {
 
 /// The most of a response head read to find its status line.
 const HEAD_LIMIT: usize = 4096;
+/// The first read's buffer: enough for a typical health answer's head.
+const FIRST_READ: usize = 512;
 
 impl Probe {
     /// Run the probe once, never longer than `limit`.
@@ -201,9 +203,16 @@ async fn http(t: &HttpTarget) -> Option<ProbeError> {
     if let Err(e) = stream.write_all(&t.request).await {
         return fail(io_kind(&e), format!("{}: {e}", t.url));
     }
-    let mut buf = [0u8; HEAD_LIMIT];
+    // Small at first and grown on demand: a buffer of HEAD_LIMIT inside the
+    // probe's future made every probe a large allocation, and with glibc each
+    // large allocation consolidates the free lists (measured: a sixth of the
+    // supervisor's CPU at 100 services).
+    let mut buf = vec![0u8; FIRST_READ];
     let mut len = 0;
     loop {
+        if len == buf.len() {
+            buf.resize((buf.len() * 2).min(HEAD_LIMIT), 0);
+        }
         let n = match stream.read(&mut buf[len..]).await {
             Ok(n) => n,
             Err(e) => return fail(io_kind(&e), format!("{}: {e}", t.url)),

@@ -19,6 +19,7 @@
 //! | [`protocol`] | control requests and responses (shared with the CLI) | §5 |
 //! | [`cli`] | the clap commands, socket client, human rendering | §5, §6 |
 //! | [`http`] | dashboard, HTTP API, Server-Sent Events, Prometheus metrics (key `http`) | – |
+//! | [`timer`] | sleeps shorter than tokio's millisecond tick (start probes) | – |
 //! | [`supervisor`] | `start`: claim the data folder, wire the actors, run | §1, §4.8 |
 //! | [`demo_service`] | the demo service of the shipped config and the tests | – |
 //!
@@ -49,6 +50,7 @@ pub mod policy;
 pub mod process;
 pub mod protocol;
 pub mod supervisor;
+pub mod timer;
 
 #[path = "../examples/demo_service.rs"]
 pub mod demo_service;

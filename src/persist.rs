@@ -27,6 +27,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// The nice value of background writer threads (see
+/// [`crate::process::lower_thread_priority`]).
+pub const BACKGROUND_NICE: i32 = 10;
+
 /// Writes the state file on its own thread, so an fsync never holds up the
 /// actors: the newest content wins (older pending content is dropped), and
 /// `on_change(Err)`/`on_change(Ok)` is called when writing starts failing or
@@ -62,6 +66,7 @@ impl StateWriter {
         std::thread::Builder::new()
             .name("state-writer".into())
             .spawn(move || {
+                crate::process::lower_thread_priority(BACKGROUND_NICE);
                 let mut failing = false;
                 loop {
                     let (bytes, generation) = {

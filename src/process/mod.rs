@@ -3,9 +3,24 @@
 //! to its log file, signalling a whole group, and reading `/proc` to tell our
 //! processes from recycled pids and to find who holds a TCP port.
 
+pub mod exit;
 pub mod group;
 pub mod pidfd;
 pub mod port;
 pub mod procfs;
 pub mod reaper;
 pub mod spawn;
+
+/// Lower the calling thread's CPU priority to `nice` (Linux: a thread has a
+/// nice value of its own). For background writers — the state file, the
+/// history database — so that their fsyncs and encoding never take a CPU from
+/// a service that is starting or from the thread that restarts it. Best
+/// effort: a refusal only leaves the thread at its priority.
+pub fn lower_thread_priority(nice: i32) {
+    // SAFETY: gettid takes no arguments; setpriority on PRIO_PROCESS with a
+    // thread id changes only that thread.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+    }
+}

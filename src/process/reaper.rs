@@ -98,17 +98,25 @@ pub fn reap_orphans() -> usize {
     reaped
 }
 
-/// Reap orphans whenever a child changes state (and every few seconds, in
-/// case a signal was coalesced), forever.
+/// After a SIGCHLD, how long the sweep waits. Our own services' exits are
+/// handled by their actors through pidfds; the sweep is for orphans only and
+/// must not take the CPU from a restart in progress. Waiting also merges the
+/// signals of a burst of exits (a restart storm) into one sweep.
+const SWEEP_DELAY: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Reap orphans shortly after a child changes state (and every minute, in
+/// case a signal was lost), forever.
 pub async fn run() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigchld = signal(SignalKind::child()).ok();
-    let mut sweep = tokio::time::interval(std::time::Duration::from_secs(5));
+    // A safety net only: SIGCHLD is sent for every orphan that exits, and a
+    // sweep reaps every zombie, so signals merged into one lose nothing.
+    let mut sweep = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         match sigchld.as_mut() {
             Some(s) => {
                 tokio::select! {
-                    _ = s.recv() => {}
+                    _ = s.recv() => tokio::time::sleep(SWEEP_DELAY).await,
                     _ = sweep.tick() => {}
                 }
             }

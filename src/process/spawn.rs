@@ -2,15 +2,19 @@
 //! (so a stop reaches every process it forks), stdin from /dev/null, stdout and
 //! stderr appended straight to its log file (so a supervisor restart does not
 //! cut its output off).
+//!
+//! The child is a `std::process::Child`, not tokio's: its exit is watched by
+//! [`super::exit::wait`] through a pidfd on the actor's own thread, so no
+//! SIGCHLD has to travel through another thread's signal driver first.
 
 use crate::config::{ResourceLimits, ServiceSpec};
 use crate::model::ProcessId;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Stdio;
-use tokio::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 
 /// A freshly spawned service process.
 #[derive(Debug)]
@@ -59,8 +63,7 @@ pub fn spawn(spec: &ServiceSpec, output: &Path) -> io::Result<Spawned> {
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
-        .process_group(0)
-        .kill_on_drop(false);
+        .process_group(0);
     let limits = spec.limits;
     if limits != ResourceLimits::default() {
         // SAFETY: between fork and exec only async-signal-safe calls are made
@@ -78,9 +81,7 @@ pub fn spawn(spec: &ServiceSpec, output: &Path) -> io::Result<Spawned> {
         }
         _ => e,
     })?;
-    let pid = child
-        .id()
-        .ok_or_else(|| io::Error::other("spawned child has no pid"))?;
+    let pid = child.id();
     super::reaper::track(pid);
     // The start time exists from fork on; if the process is already gone its
     // exit will be reported by the wait, so 0 only marks "unknown".

@@ -50,6 +50,7 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("history-db".into())
             .spawn(move || {
+                crate::process::lower_thread_priority(crate::persist::BACKGROUND_NICE);
                 let store = match Store::open(&path) {
                     Ok(s) => s,
                     Err(e) => {

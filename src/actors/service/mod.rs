@@ -22,7 +22,8 @@ use super::registry::{
 use crate::config::ServiceSpec;
 use crate::health::{Probe, ProbeOutcome};
 use crate::model::{ErrorKind, ExitReason, ProcessId};
-use crate::process::{group, pidfd, port, procfs, reaper, spawn};
+use crate::process::{exit, group, pidfd, port, procfs, reaper, spawn};
+use crate::timer;
 use actix::clock::Instant;
 use actix::prelude::*;
 use log::{debug, info, warn};
@@ -37,10 +38,13 @@ use tokio::sync::oneshot;
 
 /// First delay between probes while a service is starting; doubled each time.
 const FIRST_START_PROBE: Duration = Duration::from_millis(1);
-/// For this long after a spawn, a refused connection is retried at once (no
-/// timer: timers tick in milliseconds), so a service that is up in under a
-/// millisecond is seen running within microseconds of listening.
-const START_SPIN: Duration = Duration::from_millis(2);
+/// For this long after a spawn, a refused connection is retried every
+/// [`START_STEP`] rather than on the millisecond timer, so a service that is
+/// up in under a millisecond is seen running within a fraction of one.
+const START_SPIN: Duration = Duration::from_millis(3);
+/// The step of those early probes. Not zero: a busy loop of connects would take
+/// the CPU the starting service needs (on a small machine, the same core).
+const START_STEP: Duration = Duration::from_micros(250);
 /// Longest delay between probes while starting (never more than the interval).
 const MAX_START_PROBE: Duration = Duration::from_millis(200);
 
@@ -166,7 +170,8 @@ enum Proc {
 #[derive(Default)]
 struct Handles {
     probe_timer: Option<SpawnHandle>,
-    probe: Option<SpawnHandle>,
+    /// The probe in flight: a task of its own (see [`ServiceActor::watch`]).
+    probe: Option<tokio::task::JoinHandle<()>>,
     start_deadline: Option<SpawnHandle>,
     stop_deadline: Option<SpawnHandle>,
 }
@@ -246,7 +251,10 @@ impl ServiceActor {
 
     fn cancel_handles(&mut self, ctx: &mut Context<Self>) {
         let h = std::mem::take(&mut self.handles);
-        for handle in [h.probe_timer, h.probe, h.start_deadline, h.stop_deadline]
+        if let Some(probe) = h.probe {
+            probe.abort();
+        }
+        for handle in [h.probe_timer, h.start_deadline, h.stop_deadline]
             .into_iter()
             .flatten()
         {
@@ -287,10 +295,9 @@ impl ServiceActor {
             }
         };
         info!(target: &self.target, "spawned pid {} ({cause})", id.pid);
-        let mut child = child;
         let pid = id.pid;
-        let exit = Box::pin(async move {
-            let status = child.wait().await;
+        let exited = Box::pin(async move {
+            let status = exit::wait(child).await;
             reaper::untrack(pid);
             match status {
                 Ok(s) => match (s.code(), s.signal()) {
@@ -301,7 +308,7 @@ impl ServiceActor {
                 Err(_) => ExitReason::Code(-1),
             }
         });
-        self.watch(id, cause, ordered_at, exit, ctx);
+        self.watch(id, cause, ordered_at, exited, ctx);
     }
 
     /// Take charge of a live process: report it, wait for its exit, arm the
@@ -331,12 +338,24 @@ impl ServiceActor {
             cause,
         });
         self.resolve_spawn_waiters(Ok(Some(id.pid)));
-        ctx.spawn(exit.into_actor(self).map(move |reason, _, ctx| {
-            ctx.notify(ChildExited { generation, reason });
-        }));
+        // The exit and the probes are tasks of their own that report back by
+        // message: a future spawned in the actor's context is polled again on
+        // every wake-up of the actor (every message, every timer), which at a
+        // thousand services is a measurable share of the supervisor's CPU.
+        let me = ctx.address();
+        actix::spawn(async move {
+            let reason = exit.await;
+            me.do_send(ChildExited { generation, reason });
+        });
         self.handles.start_deadline =
             Some(ctx.notify_later(StartDeadline { generation }, self.spec.start_timeout));
-        ctx.notify(ProbeDue { generation });
+        if cause == StartCause::Adopt {
+            // Already running for a while: check it now.
+            ctx.notify(ProbeDue { generation });
+        } else {
+            // Just exec'd: it cannot be listening yet.
+            self.probe_after_step(ctx);
+        }
     }
 
     /// A start that could not spawn a process.
@@ -375,6 +394,18 @@ impl ServiceActor {
         }
         let generation = self.generation;
         self.handles.probe_timer = Some(ctx.notify_later(ProbeDue { generation }, delay));
+    }
+
+    /// Probe again after [`START_STEP`] (a precise timer, not tokio's).
+    fn probe_after_step(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.handles.probe_timer.take() {
+            ctx.cancel_future(h);
+        }
+        let generation = self.generation;
+        let due = timer::sleep(START_STEP)
+            .into_actor(self)
+            .map(move |(), _, ctx| ctx.notify(ProbeDue { generation }));
+        self.handles.probe_timer = Some(ctx.spawn(due));
     }
 
     /// Send the stop signal to the group and arm the SIGKILL deadline.
@@ -652,16 +683,15 @@ impl Handler<ProbeDue> for ServiceActor {
         }
         let generation = m.generation;
         let probe = self.probe.clone();
-        self.handles.probe = Some(ctx.spawn(probe.run(limit).into_actor(self).map(
-            move |outcome, act, ctx| {
-                act.handles.probe = None;
-                ctx.notify(ProbeDone {
-                    generation,
-                    outcome,
-                    recheck,
-                });
-            },
-        )));
+        let me = ctx.address();
+        self.handles.probe = Some(actix::spawn(async move {
+            let outcome = probe.run(limit).await;
+            me.do_send(ProbeDone {
+                generation,
+                outcome,
+                recheck,
+            });
+        }));
     }
 }
 
@@ -671,6 +701,7 @@ impl Handler<ProbeDone> for ServiceActor {
         if m.generation != self.generation {
             return;
         }
+        self.handles.probe = None;
         let Proc::Up(run) = &mut self.proc_ else {
             return;
         };
@@ -687,8 +718,7 @@ impl Handler<ProbeDone> for ServiceActor {
                     .as_ref()
                     .is_some_and(|e| e.kind == ErrorKind::ConnectionRefused);
                 if refused && run.ordered_at.elapsed() < START_SPIN {
-                    let generation = self.generation;
-                    ctx.notify(ProbeDue { generation });
+                    self.probe_after_step(ctx);
                     return;
                 }
                 let delay = self.start_probe_delay;
