@@ -327,7 +327,24 @@ class PM2(Supervisor):
         super().stop()
 
 
-KINDS = {"ours": Ours, "supervisord": Supervisord, "pm2": PM2}
+class Floor(Supervisor):
+    """bench/floor.c: posix_spawn, waitpid on SIGCHLD, a blocking GET per
+    service per second, nothing else. What this machine allows; no status."""
+
+    name = "floor"
+    label = "floor (C)"
+
+    def prepare(self, n):
+        self.n = n
+
+    def launch_cmd(self):
+        return [self.b.floor, str(PORT_BASE), str(self.n), "--", self.b.tiny]
+
+    def status_cmd(self):
+        return None
+
+
+KINDS = {"ours": Ours, "supervisord": Supervisord, "pm2": PM2, "floor": Floor}
 
 
 # ---- the benchmark ---------------------------------------------------------------------------
@@ -343,6 +360,7 @@ class Bench:
         self.supervisord = a.supervisord
         self.supervisorctl = a.supervisorctl
         self.pm2 = a.pm2
+        self.floor = a.floor
         self.tmp = tempfile.mkdtemp(prefix="adm-bench-")
         self.base_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -553,6 +571,8 @@ class Bench:
         log(f"{sup.name}{suffix}: crash → new process median {statistics.median(vals):.0f} µs")
 
     def status(self, sup, n, reps):
+        if sup.status_cmd() is None:
+            return
         cap_ms = self.status_cap * 1000
         r, _ = self.measure(
             ["repeat", str(reps), str(cap_ms), "--"] + sup.status_cmd(), env=sup.env(), timeout=900
@@ -569,8 +589,9 @@ class Bench:
     def storm(self, sup):
         for _ in range(self.storm_reps):
             time.sleep(MIN_UP_BEFORE_KILL)
+            status = ["--"] + sup.status_cmd() if sup.status_cmd() else []
             r, _ = self.measure(
-                ["storm", str(PORT_BASE), str(STORM_N), "60000", "--"] + sup.status_cmd(),
+                ["storm", str(PORT_BASE), str(STORM_N), "60000"] + status,
                 env=sup.env(),
                 timeout=180,
             )
@@ -580,12 +601,13 @@ class Bench:
             self.put("storm", sup.name, r["all_healthy_us"])
             if r.get("status_failures"):
                 self.note("storm_status", sup.name, f"{r['status_failures']} failed")
-            for us in r["status_us"]:
+            for us in r.get("status_us", []):
                 self.put("storm_status", sup.name, us)
-            self.put("storm_status_max", sup.name, max(r["status_us"]) if r["status_us"] else 0)
+            if r.get("status_us"):
+                self.put("storm_status_max", sup.name, max(r["status_us"]))
             log(
                 f"{sup.name}: storm of {STORM_N} all healthy in {r['all_healthy_us'] / 1000:.1f} ms, "
-                f"{len(r['status_us'])} status during it, max {max(r['status_us'] or [0]) / 1000:.1f} ms"
+                f"{len(r.get('status_us', []))} status during it, max {max(r.get('status_us') or [0]) / 1000:.1f} ms"
             )
 
     # -- the plan ----------------------------------------------------------------------------------
@@ -602,8 +624,8 @@ class Bench:
         except Exception as e:
             self.fail("crash_new", kind, str(e)[:300])
             self.fail("crash_healthy", kind, str(e)[:300])
-        # Peers with their defaults (ours has one config).
-        if kind != "ours":
+        # Peers with their defaults (ours and the floor have one config).
+        if kind not in ("ours", "floor"):
             try:
                 sup, _ = self.start(kind, CRASH_N, mode="default")
                 try:
@@ -637,7 +659,7 @@ class Bench:
                     self.stop(sup)
 
     def run(self):
-        kinds = [k for k in ["ours", "supervisord", "pm2"] if k in self.a.only]
+        kinds = [k for k in ["ours", "supervisord", "pm2", "floor"] if k in self.a.only]
         self.load_before = loadavg()
         if float(self.load_before.split()[0]) > 0.5:
             log(f"the machine is busy (load average {self.load_before}): expect noisy figures")
@@ -691,6 +713,8 @@ def table(bench, elapsed, ver):
         for peer in ["supervisord", "pm2"]:
             v = R.get(key, {}).get(peer)
             cells.append(cell(v, fmt, use, N.get(key, {}).get(peer)))
+        floor = R.get(ours_key or key, {}).get("floor")
+        floor_cell = cell(floor, fmt, use, N.get(ours_key or key, {}).get("floor"))
         for peer in ["supervisord", "pm2"]:
             v = R.get(key, {}).get(peer)
             if isinstance(v, list) and v and isinstance(ours, list) and ours:
@@ -705,7 +729,7 @@ def table(bench, elapsed, ver):
             o = statistics.median(ours) if use == "median" else max(ours)
             ok = o < target[0] and not bench.notes.get(ours_key or key, {}).get("ours")
             met = ("yes" if ok else "NO") + f" (< {target[1]}{', max' if use == 'max' else ''})"
-        rows.append([title] + cells + ratios + [met])
+        rows.append([title] + cells + ratios + [met, floor_cell])
 
     row("crash → new process (fastest config)", "crash_new", fmt_time_us, (600, "0.6 ms"))
     row("crash → healthy (fastest config)", "crash_healthy", fmt_time_us, (1500, "1.5 ms"))
@@ -730,7 +754,8 @@ def table(bench, elapsed, ver):
     row("status latency during the storm (median)", "storm_status", fmt_time_us)
     row("status latency during the storm (max)", "storm_status", fmt_time_us, (50000, "50 ms"), use="max")
 
-    head = ["figure", "ai-dawg-manager (ours)", "supervisord", "PM2", "supervisord/ours", "PM2/ours", "ours meets target?"]
+    head = ["figure", "ai-dawg-manager (ours)", "supervisord", "PM2", "supervisord/ours", "PM2/ours",
+            "ours meets target?", "floor (C)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for r in rows:
         lines.append("| " + " | ".join(r) + " |")
@@ -745,6 +770,9 @@ def table(bench, elapsed, ver):
         f"supervisord: its python process; PM2: the God daemon), not the services.",
         f"- Fastest config: supervisord autorestart=true startsecs=0; PM2 autorestart: true, restart_delay: 0. "
         f"Defaults: neither set. Ours always: restart_cooldown 0, health_check_interval 1s.",
+        f"- Floor (C): `bench/floor.c`, the least a supervisor can do — posix_spawn, waitpid on "
+        f"SIGCHLD, one blocking GET /health per service per second, nothing else (no state file, "
+        f"audit, socket or history; no status command). What this machine allows; not a peer.",
         f"- Versions: {ver}. Machine: {os.cpu_count()} cores, kernel {os.uname().release}; "
         f"load average before {bench.load_before}, after {bench.load_after} "
         f"(anything else running on the machine shows up in these figures).",
@@ -776,10 +804,10 @@ def versions(bench):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer samples, no 1000-service runs (< 3 min)")
-    ap.add_argument("--only", default="ours,supervisord,pm2", help="comma-separated subset")
+    ap.add_argument("--only", default="ours,supervisord,pm2,floor", help="comma-separated subset")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (configs, logs)")
     ap.add_argument("--sizes", help="service counts for the idle/status/cold-start runs, e.g. 100,1000")
-    for k in ["ours", "tiny", "measure", "supervisord", "supervisorctl", "pm2", "results"]:
+    for k in ["ours", "tiny", "measure", "supervisord", "supervisorctl", "pm2", "floor", "results"]:
         ap.add_argument(f"--{k}", required=True)
     a = ap.parse_args()
     a.only = a.only.split(",")

@@ -41,6 +41,7 @@ if ! gcc -O2 -Wall -static -o "$BUILD/tiny_service" "$BENCH/tiny_service.c" 2>/d
     gcc -O2 -Wall -o "$BUILD/tiny_service" "$BENCH/tiny_service.c"
 fi
 gcc -O2 -Wall -pthread -o "$BUILD/measure" "$BENCH/measure.c"
+gcc -O2 -Wall -o "$BUILD/floor" "$BENCH/floor.c"
 
 # ---- file descriptors for 1000 services ------------------------------------------------
 want=65536
@@ -60,5 +61,6 @@ exec python3 "$BENCH/bench.py" \
     --supervisord "$BENCH/.venv/bin/supervisord" \
     --supervisorctl "$BENCH/.venv/bin/supervisorctl" \
     --pm2 "$BENCH/node_modules/.bin/pm2" \
+    --floor "$BUILD/floor" \
     --results "$BENCH/results" \
     "$@"
