@@ -249,6 +249,7 @@ fn raise_fd_limit(services: usize) {
 
 /// Run the supervisor in the foreground. Returns when every service is down.
 pub fn run(config_path: &Path, data_dir: Option<&Path>) -> Result<(), StartError> {
+    crate::process::memory::configure();
     let config = Config::load(config_path)?;
     if !config.enabled {
         println!("Autonomous management is disabled in the config (\"enabled\": false); nothing started.");
@@ -400,6 +401,7 @@ fn wire(
     }
 
     actix_rt::spawn(crate::process::reaper::run());
+    actix_rt::spawn(crate::process::memory::run());
     let reloader = manager.clone();
     actix_rt::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};

@@ -5,6 +5,7 @@
 
 pub mod exit;
 pub mod group;
+pub mod memory;
 pub mod pidfd;
 pub mod port;
 pub mod procfs;
