@@ -1,11 +1,10 @@
 //! Everything about operating-system processes, kept apart from the actors:
 //! spawning a service in its own process group with its output going straight
-//! to its log file, waiting for its exit through a pidfd, signalling a whole
+//! to its log file, watching adopted processes through a pidfd, signalling a whole
 //! group, reading `/proc` to tell our processes from recycled pids and to find
 //! who holds a TCP port — and the supervisor's own process: its thread
 //! priorities and what its allocator keeps.
 
-pub mod exit;
 pub mod group;
 pub mod memory;
 pub mod pidfd;

@@ -2,19 +2,15 @@
 //! (so a stop reaches every process it forks), stdin from /dev/null, stdout and
 //! stderr appended straight to its log file (so a supervisor restart does not
 //! cut its output off).
-//!
-//! The child is a `std::process::Child`, not tokio's: its exit is watched by
-//! [`super::exit::wait`] through a pidfd on the actor's own thread, so no
-//! SIGCHLD has to travel through another thread's signal driver first.
 
 use crate::config::{ResourceLimits, ServiceSpec};
 use crate::model::ProcessId;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
+use tokio::process::{Child, Command};
 
 /// A freshly spawned service process.
 #[derive(Debug)]
@@ -63,7 +59,8 @@ pub fn spawn(spec: &ServiceSpec, output: &Path) -> io::Result<Spawned> {
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
-        .process_group(0);
+        .process_group(0)
+        .kill_on_drop(false);
     let limits = spec.limits;
     if limits != ResourceLimits::default() {
         // SAFETY: between fork and exec only async-signal-safe calls are made
@@ -81,7 +78,9 @@ pub fn spawn(spec: &ServiceSpec, output: &Path) -> io::Result<Spawned> {
         }
         _ => e,
     })?;
-    let pid = child.id();
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("spawned child has no pid"))?;
     super::reaper::track(pid);
     // The start time exists from fork on; if the process is already gone its
     // exit will be reported by the wait, so 0 only marks "unknown".

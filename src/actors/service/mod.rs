@@ -22,7 +22,7 @@ use super::registry::{
 use crate::config::ServiceSpec;
 use crate::health::{Probe, ProbeOutcome};
 use crate::model::{ErrorKind, ExitReason, ProcessId};
-use crate::process::{exit, group, pidfd, port, procfs, reaper, spawn};
+use crate::process::{group, pidfd, port, procfs, reaper, spawn};
 use crate::timer;
 use actix::clock::Instant;
 use actix::prelude::*;
@@ -296,8 +296,9 @@ impl ServiceActor {
         };
         info!(target: &self.target, "spawned pid {} ({cause})", id.pid);
         let pid = id.pid;
+        let mut child = child;
         let exited = Box::pin(async move {
-            let status = exit::wait(child).await;
+            let status = child.wait().await;
             reaper::untrack(pid);
             match status {
                 Ok(s) => match (s.code(), s.signal()) {
