@@ -225,8 +225,7 @@ fn shutdown_stops_every_service_and_the_supervisor_exits_0() {
         .service(
             Service::new("vocal_coach")
                 .depends_on(&["producer"])
-                .args(["--spawn-grandchild", "--grandchild-pid-file"])
-                .args([pid_file.to_str().unwrap()]),
+                .with_grandchild(&pid_file),
         )
         .start();
     let procs = [

@@ -436,17 +436,7 @@ impl Drop for Resume<'_> {
 
 #[test]
 fn a_killed_leader_leaves_no_zombie_behind() {
-    let setup = Setup::new();
-    let pid_file = setup.path("grandchild.pid");
-    let sup = setup
-        .service(
-            Service::new("parent")
-                .args(["--spawn-grandchild", "--grandchild-pid-file"])
-                .args([pid_file.to_str().unwrap()]),
-        )
-        .start();
-    let leader = sup.wait_running("parent");
-    let grandchild = sup.read_pid_file(&pid_file);
+    let (sup, leader, grandchild) = parent_with_grandchild();
     assert_eq!(
         state_and_parent(grandchild.pid).map(|s| s.1),
         Some(leader.pid)

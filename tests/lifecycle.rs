@@ -189,8 +189,8 @@ fn stop_sigkills_a_service_ignoring_sigterm_and_its_grandchild() {
         .service(
             Service::new("stubborn")
                 .set("stop_timeout", json!("300ms"))
-                .args(["--ignore-sigterm", "--spawn-grandchild"])
-                .args(["--grandchild-pid-file", grandchild_file.to_str().unwrap()]),
+                .args(["--ignore-sigterm"])
+                .with_grandchild(&grandchild_file),
         )
         .start();
     let service = sup.wait_running("stubborn");
@@ -438,17 +438,7 @@ fn an_escalated_service_stays_escalated_across_a_supervisor_crash() {
 
 #[test]
 fn leftovers_of_a_leader_that_died_while_the_supervisor_was_down_are_cleaned_up() {
-    let setup = Setup::new();
-    let pid_file = setup.path("grandchild.pid");
-    let mut sup = setup
-        .service(
-            Service::new("parent")
-                .args(["--spawn-grandchild", "--grandchild-pid-file"])
-                .args([pid_file.to_str().unwrap()]),
-        )
-        .start();
-    let leader = sup.wait_running("parent");
-    let grandchild = sup.read_pid_file(&pid_file);
+    let (mut sup, leader, grandchild) = parent_with_grandchild();
     sup.signal_supervisor(libc::SIGKILL);
     sup.wait_exit();
     // The leader dies while nobody supervises it; its grandchild lives on in

@@ -289,17 +289,7 @@ fn a_service_healthy_for_stable_after_gets_its_budget_back() {
 
 #[test]
 fn a_grandchild_dies_with_its_service() {
-    let setup = Setup::new();
-    let pid_file = setup.path("grandchild.pid");
-    let sup = setup
-        .service(
-            Service::new("parent")
-                .args(["--spawn-grandchild", "--grandchild-pid-file"])
-                .args([pid_file.to_str().unwrap()]),
-        )
-        .start();
-    let leader = sup.wait_running("parent");
-    let grandchild = sup.read_pid_file(&pid_file);
+    let (sup, leader, grandchild) = parent_with_grandchild();
     assert!(grandchild.alive());
 
     // Only the leader is killed; the supervisor must clean up its group.

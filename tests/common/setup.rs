@@ -1,7 +1,7 @@
 //! The config builder: `config/autonomy.json` written as JSON text (so the
 //! keys keep the order they were given) and the whitelist, in a temp root.
 
-use super::{free_port, run_bounded, Supervisor, BIN};
+use super::{free_port, run_bounded, Proc, Supervisor, BIN};
 use serde_json::{json, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -88,6 +88,13 @@ impl Service {
     pub fn monitoring(mut self, key: &str, value: Value) -> Service {
         put(&mut self.monitoring, key, value);
         self
+    }
+
+    /// Have the demo service fork a grandchild into its process group and
+    /// write the grandchild's pid to `pid_file`.
+    pub fn with_grandchild(self, pid_file: &Path) -> Service {
+        self.args(["--spawn-grandchild", "--grandchild-pid-file"])
+            .args([pid_file.to_str().unwrap_or_default()])
     }
 
     pub fn depends_on(self, deps: &[&str]) -> Service {
@@ -342,4 +349,18 @@ pub fn flaky_service(max_restart_attempts: u32, escalate_after: u32) -> (Supervi
         .start();
     sup.wait_running("flaky");
     (sup, flag)
+}
+
+/// A supervisor over one service, `parent`, that has forked a grandchild into
+/// its process group. Returns once both run: the supervisor, the leader and
+/// the grandchild.
+pub fn parent_with_grandchild() -> (Supervisor, Proc, Proc) {
+    let setup = Setup::new();
+    let pid_file = setup.path("grandchild.pid");
+    let sup = setup
+        .service(Service::new("parent").with_grandchild(&pid_file))
+        .start();
+    let leader = sup.wait_running("parent");
+    let grandchild = sup.read_pid_file(&pid_file);
+    (sup, leader, grandchild)
 }
