@@ -132,6 +132,15 @@ pub(crate) fn start_order(graph: &[(&str, &[String])]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// The graph of `names[i]` depending on `deps[i]`.
+    fn zip_graph<'a>(names: &'a [String], deps: &'a [Vec<String>]) -> Vec<(&'a str, &'a [String])> {
+        names
+            .iter()
+            .zip(deps)
+            .map(|(n, d)| (n.as_str(), d.as_slice()))
+            .collect()
+    }
+
     fn graph(spec: &[(&'static str, &[&str])]) -> Vec<(&'static str, Vec<String>)> {
         spec.iter()
             .map(|(n, deps)| (*n, deps.iter().map(|d| d.to_string()).collect()))
@@ -195,11 +204,7 @@ mod tests {
                 None => names[..n - 1].to_vec(),
             })
             .collect();
-        let g: Vec<(&str, &[String])> = names
-            .iter()
-            .zip(&deps)
-            .map(|(n, d)| (n.as_str(), d.as_slice()))
-            .collect();
+        let g = zip_graph(&names, &deps);
         let cycles = find_cycles(&g);
         assert_eq!(cycles.len(), MAX_CYCLES);
         assert!(cycles
@@ -246,11 +251,7 @@ mod tests {
                 .iter()
                 .map(|d| d.iter().map(|j| format!("s{j}")).collect())
                 .collect();
-            let g: Vec<(&str, &[String])> = names
-                .iter()
-                .zip(&deps)
-                .map(|(n, d)| (n.as_str(), d.as_slice()))
-                .collect();
+            let g = zip_graph(&names, &deps);
             proptest::prop_assert_eq!(start_order(&g), reference_order(&g));
         }
     }
@@ -264,11 +265,7 @@ mod tests {
         let deps: Vec<Vec<String>> = (0..n)
             .map(|i| names.get(i + 1).cloned().into_iter().collect())
             .collect();
-        let g: Vec<(&str, &[String])> = names
-            .iter()
-            .zip(&deps)
-            .map(|(n, d)| (n.as_str(), d.as_slice()))
-            .collect();
+        let g = zip_graph(&names, &deps);
         let started = std::time::Instant::now();
         let order = start_order(&g);
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
