@@ -157,29 +157,14 @@ mod tests {
         )
         .unwrap()
         .ends_with("health check failed (ECONNREFUSED, 2ms)"));
+        let passed = at(EventKind::Health {
+            ok: true,
+            latency_ms: 1.0,
+            error_kind: None,
+        });
+        assert_eq!(human_line(&passed, false, false), None);
         assert_eq!(
-            human_line(
-                &at(EventKind::Health {
-                    ok: true,
-                    latency_ms: 1.0,
-                    error_kind: None
-                }),
-                false,
-                false
-            ),
-            None
-        );
-        assert_eq!(
-            human_line(
-                &at(EventKind::Health {
-                    ok: true,
-                    latency_ms: 1.0,
-                    error_kind: None
-                }),
-                false,
-                true
-            )
-            .unwrap(),
+            human_line(&passed, false, true).unwrap(),
             "2025-10-09T12:00:00.000Z producer health check ok (1ms)"
         );
     }
